@@ -1,0 +1,13 @@
+# Environment for running Airflow from this repository (sourced, not executed).
+# Everything points inside the repository; nothing is written outside it.
+_SRE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export AIRFLOW_HOME="${AIRFLOW_HOME:-${_SRE_ROOT}/.airflow}"
+export AIRFLOW__CORE__DAGS_FOLDER="${_SRE_ROOT}/dags"
+export AIRFLOW__CORE__PLUGINS_FOLDER="${_SRE_ROOT}/plugins"
+export AIRFLOW__CORE__LOAD_EXAMPLES="False"
+export AIRFLOW__CORE__LAZY_LOAD_PLUGINS="False"
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///${AIRFLOW_HOME}/airflow.db}"
+export AIRFLOW__LOGGING__BASE_LOG_FOLDER="${AIRFLOW_HOME}/logs"
+export SRE_RECORDS_SQLITE_PATH="${SRE_RECORDS_SQLITE_PATH:-${AIRFLOW_HOME}/records.db}"
+export PATH="${_SRE_ROOT}/.venv/bin:${PATH}"
+unset _SRE_ROOT
