@@ -3,11 +3,17 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
-bash scripts/bootstrap.sh >/dev/null
+UV="${ROOT}/.venv/bin/uv"
+if [[ ! -x "${UV}" ]]; then
+    bash scripts/bootstrap.sh >/dev/null
+fi
+tmp="$(mktemp)"
+trap 'rm -f "${tmp}"' EXIT
+"${UV}" pip compile requirements.txt requirements-dev.txt --python-version 3.11 --no-header -q -o "${tmp}"
+grep -q '^apache-airflow==' "${tmp}" || { echo "error: resolution produced no lock" >&2; exit 1; }
 {
     echo "# Full lock of every package, resolved from requirements.txt + requirements-dev.txt."
     echo "# Regenerate with \`make lock\`; all installs (README commands, CI, Dockerfile) use it."
-    .venv/bin/uv pip compile requirements.txt requirements-dev.txt --python-version 3.11 --no-header -q -o -
-} > requirements.lock.new
-mv requirements.lock.new requirements.lock
+    cat "${tmp}"
+} > requirements.lock
 echo "requirements.lock updated; run 'make setup' to install it"
