@@ -388,3 +388,22 @@ def _build(data: dict[str, Any], source: Path) -> Catalog:
         sites=tuple(Site(**site) for site in data["sites"]),
         services=services,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m include.catalog [PATH]``: validate a catalog, print a summary or the problem."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        catalog = load_catalog(args[0] if args else None)
+    except CatalogError as err:
+        print(f"catalog error: {err}", file=sys.stderr)
+        return 2
+    sites = ", ".join(f"{site.name} ({site.role})" for site in catalog.sites)
+    print(f"{catalog.path}: OK; sites: {sites}; services: {', '.join(catalog.service_names)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -46,4 +46,10 @@ def mysql_server() -> dict[str, object]:
         if IN_CI:
             pytest.fail(message + " (CI=true: MySQL tests must run)")
         pytest.skip(message)
-    return {"host": MYSQL_HOST, "port": MYSQL_PORT, "user": "root", "password": "", "database": "test"}
+    return {
+        "host": MYSQL_HOST,
+        "port": MYSQL_PORT,
+        "user": "root",
+        "password": "",
+        "database": "test",
+    }
