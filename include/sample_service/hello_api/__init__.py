@@ -1,0 +1,3 @@
+"""hello-api: the greeting service behind the web front end."""
+
+__version__ = "1.0.0"
