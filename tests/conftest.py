@@ -38,6 +38,20 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def airflow_metadata_db() -> None:
+    """Make sure the test Airflow home has a migrated metadata DB (``dag.test()`` needs one)."""
+    import subprocess
+    import sys
+
+    db = Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
+    if db.exists() and db.stat().st_size > 0:
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    airflow = Path(sys.executable).with_name("airflow")
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, timeout=300)
+
+
 @pytest.fixture(scope="session")
 def mysql_server() -> dict[str, object]:
     """Connection facts of the MariaDB/MySQL test server; never skipped in CI."""
