@@ -87,7 +87,6 @@ class HelloHandler(BaseHTTPRequestHandler):
 
     server: HelloServer
     server_version = f"{SERVICE}/{__version__}"
-    sys_version = ""
     # A client that stalls mid-request is dropped, so a stop never waits on it for long.
     timeout = 10
     request_id = ""
@@ -162,6 +161,9 @@ class HelloHandler(BaseHTTPRequestHandler):
                 "environment": self.server.settings.environment,
             },
         )
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def end_headers(self) -> None:
         self.send_header("X-Served-By", self.server.settings.served_by)

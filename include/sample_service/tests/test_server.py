@@ -53,7 +53,9 @@ def test_version_reports_the_baked_commit(serve, tmp_path: Path) -> None:
     build_info = tmp_path / "BUILD_INFO.json"
     build_info.write_text(json.dumps({"commit": "a" * 40}), encoding="utf-8")
     _, client = serve(build_info_path=build_info, environment="staging")
-    assert client.get("/version").json() == {
+    answer = client.get("/version")
+    assert answer.headers["Server"] == f"hello-api/{__version__}"
+    assert answer.json() == {
         "service": "hello-api",
         "version": __version__,
         "commit": "a" * 40,
