@@ -110,19 +110,23 @@ class HelloHandler(BaseHTTPRequestHandler):
     def _answer(self, head: bool) -> None:
         url = urlsplit(self.path)
         route = ROUTES.get(url.path)
-        if route is None:
-            status, content_type, body = _json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+        try:
+            query = parse_qs(url.query, max_num_fields=20)
+        except ValueError:
+            status, content_type, body = _json(HTTPStatus.BAD_REQUEST, {"error": "bad query"})
         else:
-            try:
-                query = parse_qs(url.query, max_num_fields=20)
-                status, content_type, body = route(self, query)
-            except ValueError:
-                status, content_type, body = _json(HTTPStatus.BAD_REQUEST, {"error": "bad query"})
-            except Exception:
-                log.exception("request failed path=%s request_id=%s", url.path, self._request_id())
-                status, content_type, body = _json(
-                    HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}
-                )
+            if route is None:
+                status, content_type, body = _json(HTTPStatus.NOT_FOUND, {"error": "not found"})
+            else:
+                try:
+                    status, content_type, body = route(self, query)
+                except Exception:
+                    log.exception(
+                        "request failed path=%s request_id=%s", url.path, self._request_id()
+                    )
+                    status, content_type, body = _json(
+                        HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"}
+                    )
         self.send_response(status)
         self._finish(content_type, body, head)
 
@@ -178,7 +182,8 @@ class HelloHandler(BaseHTTPRequestHandler):
         return self.request_id
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        path = urlsplit(self.path).path
+        # A request line that could not be parsed leaves no path.
+        path = urlsplit(getattr(self, "path", "")).path
         level = logging.DEBUG if path in _QUIET_PATHS else logging.INFO
         status = int(code) if isinstance(code, int) else code
         log.log(

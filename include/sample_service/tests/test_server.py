@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 from hello_api import __version__
@@ -88,3 +89,18 @@ def test_too_many_query_fields_is_a_bad_request(serve) -> None:
     _, client = serve()
     query = "&".join(f"f{i}=1" for i in range(30))
     assert client.get(f"/hello?{query}").status == 400
+
+
+def _raw(port: int, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request)
+        return connection.makefile("rb").read()
+
+
+def test_requests_http_server_rejects_still_get_an_answer(serve) -> None:
+    _, client = serve(site_name="site-a")
+    unknown_method = _raw(client.port, b"BREW /hello HTTP/1.0\r\n\r\n")
+    assert unknown_method.startswith(b"HTTP/1.0 501")
+    assert b"X-Served-By: site-a" in unknown_method
+    assert b"Bad request version" in _raw(client.port, b"GET /hello HTTP/x.y\r\n\r\n")
+    assert client.get("/livez").status == 200
