@@ -205,13 +205,16 @@ def run_backend(site: str, *, host: str = "127.0.0.1", **settings: Any) -> Itera
                 threading.Event().wait(backend.delay_seconds)
             status, text = backend.answer(self.path, self.headers.get("Host", ""))
             data = text.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("X-Site", backend.site)
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("X-Site", backend.site)
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 

@@ -1,0 +1,1 @@
+"""Site verification: HTTP health checks and error-rate comparison between the two sites."""
