@@ -8,6 +8,9 @@ export AIRFLOW__CORE__LOAD_EXAMPLES="False"
 export AIRFLOW__CORE__LAZY_LOAD_PLUGINS="False"
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="${AIRFLOW__DATABASE__SQL_ALCHEMY_CONN:-sqlite:///${AIRFLOW_HOME}/airflow.db}"
 export AIRFLOW__LOGGING__BASE_LOG_FOLDER="${AIRFLOW_HOME}/logs"
-export SRE_RECORDS_SQLITE_PATH="${SRE_RECORDS_SQLITE_PATH:-${AIRFLOW_HOME}/records.db}"
+# Platform records: a SQLite file in the Airflow home unless a connection is given.
+export AIRFLOW_CONN_SRE_RECORDS="${AIRFLOW_CONN_SRE_RECORDS:-sqlite://${AIRFLOW_HOME}/records.db}"
+# Operators that wait on something outside Airflow defer by default.
+export AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE="${AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE:-True}"
 export PATH="${_SRE_ROOT}/.venv/bin:${PATH}"
 unset _SRE_ROOT

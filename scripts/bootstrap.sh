@@ -83,9 +83,7 @@ ensure_airflow_home() {
 }
 
 ensure_records() {
-    if [[ -f "${ROOT}/include/records/migrate.py" ]]; then
-        "${VENV}/bin/python" -m include.records.migrate --quiet
-    fi
+    "${VENV}/bin/python" -m operators.records migrate --quiet
 }
 
 ensure_venv
