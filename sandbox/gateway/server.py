@@ -524,7 +524,12 @@ def _escape(value: str) -> str:
 
 
 def _json(status: int, body: Any) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json")
+    return web.Response(
+        status=status,
+        text=json.dumps(body),
+        content_type="application/json",
+        headers={"Server": "APISIX/3.11.0"},
+    )
 
 
 def _bad_gateway(status: int) -> web.Response:
