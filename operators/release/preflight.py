@@ -36,7 +36,7 @@ class ReleasePreflightOperator(ReleaseBaseOperator):
     template_fields: Sequence[str] = (
         *ReleaseBaseOperator.template_fields,
         "freeze_override_reason",
-        "dry_run",
+        "checks_only",
     )
     ui_color = "#eeeeee"
 

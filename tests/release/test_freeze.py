@@ -27,14 +27,19 @@ def test_shipped_file_is_valid():
 
 def test_recurring_window_is_active_for_its_duration_in_its_time_zone(tmp_path):
     windows = load_freeze_windows(
-        write(tmp_path, 'timezone: Asia/Shanghai\nwindows:\n  - {name: fri, reason: r, cron: "0 18 * * 5", duration: 2h}\n')
+        write(
+            tmp_path,
+            'timezone: Asia/Shanghai\nwindows:\n  - {name: fri, reason: r, cron: "0 18 * * 5", duration: 2h}\n',
+        )
     )
     friday_18_local = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)  # 18:00 in Shanghai
     assert active_freeze("any", friday_18_local - timedelta(seconds=1), windows) is None
     active = active_freeze("any", friday_18_local, windows)
     assert active is not None and active.window.name == "fri"
     assert active.end - active.start == timedelta(hours=2)
-    assert active_freeze("any", friday_18_local + timedelta(hours=1, minutes=59), windows) is not None
+    assert (
+        active_freeze("any", friday_18_local + timedelta(hours=1, minutes=59), windows) is not None
+    )
     assert active_freeze("any", friday_18_local + timedelta(hours=2), windows) is None
 
 
@@ -54,13 +59,28 @@ def test_one_off_window_and_per_service_scope(tmp_path):
 @pytest.mark.parametrize(
     ("text", "words"),
     [
-        ("windows:\n  - {name: x, reason: r, cron: '0 1 * * *'}\n", "cron + duration or start + end"),
-        ("windows:\n  - {name: x, reason: r, cron: '0 1 * * *', duration: 1h, start: '2027-01-01', end: '2027-01-02'}\n", "not both"),
+        (
+            "windows:\n  - {name: x, reason: r, cron: '0 1 * * *'}\n",
+            "cron + duration or start + end",
+        ),
+        (
+            "windows:\n  - {name: x, reason: r, cron: '0 1 * * *', duration: 1h, start: '2027-01-01', end: '2027-01-02'}\n",
+            "not both",
+        ),
         ("windows:\n  - {name: x, reason: r, cron: '0 1 * *', duration: 1h}\n", "windows.0.cron"),
         ("windows:\n  - {name: x, reason: r, cron: '99 1 * * *', duration: 1h}\n", "not valid"),
-        ("windows:\n  - {name: x, reason: r, start: '2027-01-02', end: '2027-01-01'}\n", "not after start"),
-        ("windows:\n  - {name: x, reason: r, cron: '0 1 * * *', duration: 1h, timezone: Mars/Base}\n", "time zone"),
-        ("windows:\n  - {name: x, reason: r, cron: '0 1 * * *', duration: soon}\n", "windows.0.duration"),
+        (
+            "windows:\n  - {name: x, reason: r, start: '2027-01-02', end: '2027-01-01'}\n",
+            "not after start",
+        ),
+        (
+            "windows:\n  - {name: x, reason: r, cron: '0 1 * * *', duration: 1h, timezone: Mars/Base}\n",
+            "time zone",
+        ),
+        (
+            "windows:\n  - {name: x, reason: r, cron: '0 1 * * *', duration: soon}\n",
+            "windows.0.duration",
+        ),
         ("wind: []\n", "(top level)"),
     ],
 )

@@ -10,13 +10,29 @@ NEW = "registry.local/hello@sha256:" + "b" * 64
 OLD = "registry.local/hello@sha256:" + "a" * 64
 
 
-def deployment(image=NEW, *, generation=2, observed=2, replicas=2, updated=2, ready=2, available=2, total=2, reason=None):
-    conditions = [{"type": "Progressing", "status": "True", "reason": reason or "NewReplicaSetAvailable"}]
+def deployment(
+    image=NEW,
+    *,
+    generation=2,
+    observed=2,
+    replicas=2,
+    updated=2,
+    ready=2,
+    available=2,
+    total=2,
+    reason=None,
+):
+    conditions = [
+        {"type": "Progressing", "status": "True", "reason": reason or "NewReplicaSetAvailable"}
+    ]
     if reason == "ProgressDeadlineExceeded":
         conditions[0]["status"] = "False"
     return {
         "metadata": {"name": "hello", "generation": generation},
-        "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+        "spec": {
+            "replicas": replicas,
+            "template": {"spec": {"containers": [{"name": "app", "image": image}]}},
+        },
         "status": {
             "observedGeneration": observed,
             "replicas": total,
@@ -36,7 +52,9 @@ def pod(image=NEW, *, waiting=None, restarts=0, deleting=False):
     return {
         "metadata": metadata,
         "spec": {"containers": [{"name": "app", "image": image}]},
-        "status": {"containerStatuses": [{"name": "app", "restartCount": restarts, "state": state}]},
+        "status": {
+            "containerStatuses": [{"name": "app", "restartCount": restarts, "state": state}]
+        },
     }
 
 
@@ -59,14 +77,21 @@ def test_deployment_status_decides(kwargs, state, words):
 
 
 def test_crash_looping_new_pod_fails_before_the_deadline():
-    verdict = evaluate_rollout(deployment(updated=1), [pod(waiting="CrashLoopBackOff")], container="app", image=NEW)
+    verdict = evaluate_rollout(
+        deployment(updated=1), [pod(waiting="CrashLoopBackOff")], container="app", image=NEW
+    )
     assert verdict.state == FAILED and "CrashLoopBackOff" in verdict.message
 
 
 def test_restarts_over_threshold_fail():
-    verdict = evaluate_rollout(deployment(updated=1), [pod(restarts=3)], container="app", image=NEW, restart_threshold=3)
+    verdict = evaluate_rollout(
+        deployment(updated=1), [pod(restarts=3)], container="app", image=NEW, restart_threshold=3
+    )
     assert verdict.state == FAILED and "restarted 3 times" in verdict.message
-    assert evaluate_rollout(deployment(updated=1), [pod(restarts=2)], container="app", image=NEW).state == PROGRESSING
+    assert (
+        evaluate_rollout(deployment(updated=1), [pod(restarts=2)], container="app", image=NEW).state
+        == PROGRESSING
+    )
 
 
 def test_old_or_terminating_pods_do_not_count_as_crash_loops():
