@@ -297,6 +297,7 @@ class DeploymentRollbackOperator(RolloutWaitMixin, SiteHealthMixin):
     ) -> dict[str, Any]:
         site = self.target_site()
         status = event.get("status")
+        previous_image = previous_image or (event.get("details") or {}).get("image")
         if status != "success":
             self.record(context, "rollback", "failed", detail={"event": dict(event)}, strict=False)
             raise fail(

@@ -253,10 +253,10 @@ class ReleaseBakeOperator(ErrorRateMixin):
         self.log.info("bake start service=%s site=%s seconds=%s", self.service, site.name, seconds)
         if seconds <= 0:
             return self.execute_complete(context, {"status": "success"}, before=before)
+        # kept in XCom rather than the resume kwargs: it must survive the deferral however the task resumes
+        context["ti"].xcom_push(key="counts_before", value=before)
         self.defer(
-            trigger=TimeDeltaTrigger(timedelta(seconds=seconds)),
-            method_name="execute_complete",
-            kwargs={"before": before},
+            trigger=TimeDeltaTrigger(timedelta(seconds=seconds)), method_name="execute_complete"
         )
         return None
 
@@ -264,8 +264,10 @@ class ReleaseBakeOperator(ErrorRateMixin):
         self, context: Context, event: Any = None, before: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         site = self.target_site()
+        if before is None:
+            before = context["ti"].xcom_pull(task_ids=self.task_id, key="counts_before") or {}
         after = self.ctx.gateway.answer_counts(self.service)
-        verdict = self.judge(site.name, before or {}, after)
+        verdict = self.judge(site.name, before, after)
         if not verdict.ok:
             raise self.stop_bleeding(context, site.name, "bake", verdict)
         weights = self.ctx.gateway.get_weights(self.service)
