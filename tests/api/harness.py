@@ -9,9 +9,11 @@ restored afterwards, so other test folders see the suite's own settings.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,11 +34,15 @@ WEBHOOK_SECRETS = {
     "gitlab": "gl-test-secret",
     "gitee": "ge-test-secret",
 }
+RUN_STARTERS = (*USERS, *(f"{source}-webhook" for source in WEBHOOK_SECRETS))
 
 
+@cache
 def work_dir() -> Path:
-    """Files of this session's api-server: passwords and the records database."""
-    return Path(os.environ["AIRFLOW_HOME"]) / "api-tests"
+    """Files of this process's api-server (passwords, records DB), removed when it exits."""
+    path = Path(tempfile.mkdtemp(prefix="sre-api-tests-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def environment() -> dict[str, str]:
@@ -101,16 +107,22 @@ class ApiServer:
 
 
 def dag_runs(dag_id: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
-    """(dag_id, run_id, conf) of every DAG run in the metadata DB, optionally of one DAG."""
+    """(dag_id, run_id, conf) of the runs these tests' users and the webhook started.
+
+    Other test folders may use the same metadata DB at the same time; their runs (``dag.test()``,
+    other users) are not counted.
+    """
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    query = select(DagRun.dag_id, DagRun.run_id, DagRun.conf)
+    query = select(DagRun.dag_id, DagRun.run_id, DagRun.conf).where(
+        DagRun.triggering_user_name.in_(RUN_STARTERS)
+    )
     if dag_id is not None:
         query = query.where(DagRun.dag_id == dag_id)
     with create_session() as session:
-        return [(d, r, dict(c or {})) for d, r, c in session.execute(query).all()]
+        return sorted((d, r, dict(c or {})) for d, r, c in session.execute(query).all())
 
 
 def delete_runs(keys: set[tuple[str, str]]) -> None:
@@ -123,7 +135,9 @@ def delete_runs(keys: set[tuple[str, str]]) -> None:
         return
     with create_session() as session:
         condition = or_(*(and_(DagRun.dag_id == d, DagRun.run_id == r) for d, r in keys))
-        session.execute(delete(DagRun).where(condition))
+        session.execute(
+            delete(DagRun).where(condition, DagRun.triggering_user_name.in_(RUN_STARTERS))
+        )
 
 
 def sync_dags() -> tuple[str, ...]:
@@ -157,10 +171,7 @@ def _dags_present() -> bool:
 
 
 def _prepare_files() -> None:
-    work = work_dir()
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    (work / "passwords.json").write_text(json.dumps(PASSWORDS))
+    (work_dir() / "passwords.json").write_text(json.dumps(PASSWORDS))
 
 
 def _migrate_records() -> None:
