@@ -37,7 +37,7 @@ CHILD = r"""
 import json, sys, time
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.standard.operators.empty import EmptyOperator  # both sides use it
-bag = DagBag(dag_folder=sys.argv[1], include_examples=False, collect_dags=False)
+bag = DagBag(dag_folder=sys.argv[1], collect_dags=False)
 timings = {}
 errors = {}
 for path in sys.argv[2:]:

@@ -38,7 +38,7 @@ def main(dags_folder: str) -> None:
     socket.socket.connect_ex = _refuse  # type: ignore[method-assign]
     socket.create_connection = _refuse  # type: ignore[assignment]
     socket.getaddrinfo = _refuse  # type: ignore[assignment]
-    bag = DagBag(dag_folder=dags_folder, include_examples=False, safe_mode=False)
+    bag = DagBag(dag_folder=dags_folder, safe_mode=False)
     heavy = sorted(name for name in HEAVY_MODULES if name in sys.modules and name not in baseline)
     print(
         json.dumps(

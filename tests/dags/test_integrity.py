@@ -39,7 +39,7 @@ CONTROL_OPERATORS = {
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(DAGS), include_examples=False)
+    return DagBag(dag_folder=str(DAGS))
 
 
 def test_dag_files_import_without_errors(dagbag):
