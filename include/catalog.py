@@ -194,11 +194,64 @@ def load_catalog(path: str | os.PathLike[str] | None = None) -> Catalog:
 
 @lru_cache(maxsize=8)
 def _load_cached(path: str, mtime: int, env_key: tuple[tuple[str, str], ...]) -> Catalog:
-    import yaml
-
     source = Path(path)
     try:
-        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+        text = source.read_text(encoding="utf-8")
+    except OSError as err:
+        raise CatalogError(f"{source}: cannot read the service catalog ({err.strerror})") from None
+    # Parsing and validating cost ~20 ms; every DAG file needs the catalog, so a validated copy
+    # is kept on local disk, keyed by the file's content, the schema and the environment.
+    key = _cache_key(text, env_key)
+    cached = _read_validated_copy(key)
+    if cached is not None:
+        return _build(cached, source)
+    data = _parse(text, source)
+    _write_validated_copy(key, data)
+    return _build(data, source)
+
+
+def _cache_dir() -> Path:
+    import tempfile
+
+    return Path(
+        os.environ.get("SRE_CATALOG_CACHE_DIR") or Path(tempfile.gettempdir()) / "sre-catalog-cache"
+    )
+
+
+def _cache_key(text: str, env_key: tuple[tuple[str, str], ...]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in (text, SCHEMA_PATH.read_text(encoding="utf-8"), json.dumps(env_key)):
+        digest.update(part.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:32]
+
+
+def _read_validated_copy(key: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads((_cache_dir() / f"{key}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_validated_copy(key: str, data: dict[str, Any]) -> None:
+    directory = _cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        temporary = directory / f".{key}.{os.getpid()}.tmp"
+        temporary.write_text(json.dumps(data), encoding="utf-8")
+        temporary.replace(directory / f"{key}.json")
+    except OSError:
+        pass  # a read-only disk only costs the next parse its ~20 ms
+
+
+def _parse(text: str, source: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        raw = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -210,9 +263,9 @@ def _load_cached(path: str, mtime: int, env_key: tuple[tuple[str, str], ...]) ->
         raise CatalogError(
             f"{source}: the catalog must be a mapping with sites and services at the top"
         )
-    data = _expand_env(raw, source, [])
+    data: dict[str, Any] = _expand_env(raw, source, [])
     _validate(data, source)
-    return _build(data, source)
+    return data
 
 
 def _expand_env(value: Any, source: Path, where: list[str | int]) -> Any:
@@ -261,7 +314,7 @@ def _validate(data: dict[str, Any], source: Path) -> None:
 def _describe(path: list[str | int], data: Mapping[str, Any]) -> str:
     """Turn a JSON path into 'service hello-api, field steps.build.image'."""
     if len(path) >= 2 and path[0] in ("services", "sites") and isinstance(path[1], int):
-        items = data.get(path[0]) or []
+        items = data.get(str(path[0])) or []
         name = None
         if path[1] < len(items) and isinstance(items[path[1]], dict):
             name = items[path[1]].get("name")
