@@ -18,6 +18,7 @@ current time, the migration lock).
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -55,6 +56,7 @@ _MYSQL_ROLLED_BACK_CODES = frozenset(
     }
 )
 _MYSQL_MISSING_TABLE = 1146
+_PERCENT_CODES = re.compile(r"%([s%])")
 
 
 def records_conn_id() -> str:
@@ -75,7 +77,11 @@ class Dialect:
         return MIGRATIONS_DIR / self.name
 
     def sql(self, statement: str) -> str:
-        """Rewrite ``%s`` placeholders for the driver."""
+        """Rewrite the statement for the driver.
+
+        Statements with parameters are written once in the driver-neutral form ``%s`` for a
+        placeholder and ``%%`` for a literal percent sign (MySQLdb's own form).
+        """
         return statement
 
     def upsert(
@@ -200,7 +206,7 @@ class SqliteDialect(Dialect):
     """SQLite 3.24+ through the standard library driver; one file, WAL journal."""
 
     name = "sqlite"
-    now_sql = "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    now_sql = "SELECT strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now')"
     bootstrap_sql = (
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INT NOT NULL PRIMARY KEY,"
@@ -212,7 +218,7 @@ class SqliteDialect(Dialect):
     busy_timeout_ms = 10_000
 
     def sql(self, statement: str) -> str:
-        return statement.replace("%s", "?")
+        return _PERCENT_CODES.sub(lambda m: "?" if m.group(1) == "s" else "%", statement)
 
     def upsert(
         self,
