@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from sandbox.kube.logs import LogBuffer, LogQuery, render
-from sandbox.kube.meta import ApiError, bad_request, parse_rfc3339
+from sandbox.kube.meta import (
+    ApiError,
+    bad_request,
+    field_invalid,
+    invalid,
+    not_found,
+    parse_rfc3339,
+)
 from sandbox.kube.patch import json_patch, merge_patch, strategic_merge_patch
 from sandbox.kube.resources import (
     BY_PATH,
@@ -281,6 +288,16 @@ class Api:
         if not text:
             raise bad_request("the body of the request was empty")
         ctype = request.content_type
+        if ctype in (
+            "application/vnd.kubernetes.protobuf",
+            "application/cbor",
+            "application/apply-patch+cbor",
+        ):
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
+            )
         if ctype in ("application/apply-patch+yaml", "application/yaml"):
             import yaml
 
@@ -321,8 +338,6 @@ class Api:
     def _get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
         obj = self.store.get(resource, namespace if resource.namespaced else "", name)
         if obj is None:
-            from sandbox.kube.meta import not_found
-
             raise not_found(resource.group, resource.plural, name)
         return obj
 
@@ -456,6 +471,13 @@ class Api:
         watcher = self.store.watch(resource, namespace, matches) if error is None else None
         response = await self._stream(request, "application/json")
         stream = self.site.faults.open_stream(request.path_qs, request.transport)
+        as_table = "as=Table" in request.headers.get("Accept", "")
+
+        def present(obj: dict[str, Any]) -> dict[str, Any]:
+            if not as_table:
+                return obj
+            return render_table(resource, [obj], obj["metadata"]["resourceVersion"], request.query)
+
         last_rv = int(rv_param) if rv_param.isdigit() else self.store.resource_version
         try:
             if error is not None:
@@ -464,7 +486,7 @@ class Api:
                 return response
             assert watcher is not None
             for kind, obj, rv in initial:
-                await response.write(dumps({"type": kind, "object": obj}) + b"\n")
+                await response.write(dumps({"type": kind, "object": present(obj)}) + b"\n")
                 last_rv = max(last_rv, rv)
             if self.site.faults.should_drop_new(stream):
                 await asyncio.sleep(0.05)
@@ -501,7 +523,7 @@ class Api:
                 if rv <= last_rv and rv_param not in ("", "0"):
                     continue
                 last_rv = max(last_rv, rv)
-                await response.write(dumps({"type": kind, "object": obj}) + b"\n")
+                await response.write(dumps({"type": kind, "object": present(obj)}) + b"\n")
         except (ConnectionResetError, RuntimeError):
             pass
         finally:
@@ -558,8 +580,6 @@ class Api:
                 desired = merge_patch(current, raw)
             replicas = (desired.get("spec") or {}).get("replicas")
             if not isinstance(replicas, int) or replicas < 0:
-                from sandbox.kube.meta import field_invalid, invalid
-
                 raise invalid(
                     "Scale",
                     "autoscaling",

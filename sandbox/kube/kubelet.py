@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from sandbox.kube.logs import LogBuffer
 from sandbox.kube.meta import now_rfc3339, parse_quantity
+from sandbox.kube.objects import qos_class
 from sandbox.kube.resources import CONFIGMAP, POD, SECRET
 from sandbox.kube.store import Change
 
@@ -988,8 +989,6 @@ class Kubelet:
         site.store.add_listener(self._on_change)
 
     def qos(self, spec: dict[str, Any]) -> str:
-        from sandbox.kube.objects import qos_class
-
         return qos_class(spec)
 
     def allocate_port(self) -> int:

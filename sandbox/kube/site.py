@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import json
@@ -19,7 +20,15 @@ from typing import Any
 from sandbox.kube.controllers import Controllers
 from sandbox.kube.faults import Faults
 from sandbox.kube.kubelet import Kubelet
-from sandbox.kube.meta import ApiError, new_uid, not_found, now_rfc3339, random_suffix
+from sandbox.kube.meta import (
+    ApiError,
+    already_exists,
+    conflict,
+    new_uid,
+    not_found,
+    now_rfc3339,
+    random_suffix,
+)
 from sandbox.kube.objects import check_namespace_matches, default, qos_class, validate
 from sandbox.kube.resources import (
     DEPLOYMENT,
@@ -192,8 +201,6 @@ class Site:
         server = f"https://{self.options.host}:{self.https_port}" if https else self.api_url
         authority = []
         if https:
-            import base64
-
             authority = [
                 f"    certificate-authority-data: {base64.b64encode(self.ca_pem).decode()}"
             ]
@@ -357,8 +364,6 @@ class Site:
         if dry_run:
             meta["creationTimestamp"] = now_rfc3339()
             if self.store.get(resource, namespace or "", meta["name"]) is not None:
-                from sandbox.kube.meta import already_exists
-
                 raise already_exists(resource.group, resource.plural, meta["name"])
             return obj
         created = self.store.create(resource, obj)
@@ -437,8 +442,6 @@ class Site:
             )
         rv = meta.get("resourceVersion")
         if rv and str(rv) != old["metadata"]["resourceVersion"]:
-            from sandbox.kube.meta import conflict
-
             raise conflict(resource.group, resource.plural, name)
         if subresource == "status":
             merged = copy.deepcopy(old)

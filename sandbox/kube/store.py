@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.kube.meta import ApiError, new_uid, now_rfc3339
-from sandbox.kube.resources import Resource
+from sandbox.kube.meta import ApiError, already_exists, new_uid, not_found, now_rfc3339
+from sandbox.kube.resources import BY_KEY, Resource
 
 Obj = dict[str, Any]
 
@@ -120,8 +120,6 @@ class Store:
         meta = obj.setdefault("metadata", {})
         key = (meta.get("namespace", "") if resource.namespaced else "", meta["name"])
         if key in self._objects[resource.key]:
-            from sandbox.kube.meta import already_exists
-
             raise already_exists(resource.group, resource.plural, meta["name"])
         meta.setdefault("uid", new_uid())
         meta.setdefault("creationTimestamp", now_rfc3339())
@@ -135,8 +133,6 @@ class Store:
         key = (meta.get("namespace", "") if resource.namespaced else "", meta["name"])
         old = self._objects[resource.key].get(key)
         if old is None:
-            from sandbox.kube.meta import not_found
-
             raise not_found(resource.group, resource.plural, meta["name"])
         obj = self._stamp(resource, obj)
         self._objects[resource.key][key] = obj
@@ -173,8 +169,6 @@ class Store:
         self._watchers.discard(watcher)
 
     def all_objects(self) -> Iterable[tuple[Resource, Obj]]:
-        from sandbox.kube.resources import BY_KEY
-
         for key, objs in self._objects.items():
             for obj in objs.values():
                 yield BY_KEY[key], obj

@@ -8,6 +8,7 @@ from typing import Any
 
 from sandbox.kube.meta import parse_rfc3339
 from sandbox.kube.resources import Resource
+from sandbox.kube.selectors import selector_to_string
 
 Obj = dict[str, Any]
 
@@ -106,8 +107,6 @@ def _containers(spec: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _selector(spec: Mapping[str, Any]) -> str:
-    from sandbox.kube.selectors import selector_to_string
-
     return selector_to_string(spec.get("selector")) or "<none>"
 
 

@@ -318,3 +318,64 @@ def test_discovery_documents(core: client.CoreV1Api, api_client: client.ApiClien
     names = {r.name for r in resources.resources}
     assert {"deployments", "deployments/status", "deployments/scale", "replicasets"} <= names
     assert client.VersionApi(api_client).get_code().git_version.startswith("v1.")
+
+
+def test_status_subresources_and_watch_bookmarks(
+    core: client.CoreV1Api, apps: client.AppsV1Api
+) -> None:
+    body = pod_body("status-pod", SLEEP, annotations={"sandbox.sre.io/fault": "image-pull-error"})
+    core.create_namespaced_pod("default", body)
+
+    def pull_error() -> object:
+        statuses = (
+            core.read_namespaced_pod_status("status-pod", "default").status.container_statuses or []
+        )
+        waiting = statuses and statuses[0].state.waiting
+        return waiting and waiting.reason in ("ErrImagePull", "ImagePullBackOff")
+
+    wait_for(pull_error)
+    with pytest.raises(client.ApiException) as not_started:
+        core.read_namespaced_pod_log("status-pod", "default")
+    assert (
+        not_started.value.status == 400
+        and "waiting to start" in status_of(not_started.value)["message"]
+    )
+    core.delete_namespaced_pod("status-pod", "default", grace_period_seconds=0)
+
+    deployment = {
+        "metadata": {"name": "paused"},
+        "spec": {
+            "paused": True,
+            "selector": {"matchLabels": {"app": "paused"}},
+            "template": {
+                "metadata": {"labels": {"app": "paused"}},
+                "spec": {"containers": [{"name": "c", "image": "x", "command": SLEEP}]},
+            },
+        },
+    }
+    apps.create_namespaced_deployment("default", deployment)
+    status = apps.read_namespaced_deployment_status("paused", "default")
+    assert status.metadata.generation == 1
+    patched = apps.patch_namespaced_deployment_status(
+        "paused", "default", {"status": {"observedGeneration": 7}}
+    )
+    assert patched.status.observed_generation == 7
+    replaced = apps.patch_namespaced_deployment(
+        "paused", "default", {"status": {"observedGeneration": 9}}
+    )
+    assert replaced.status.observed_generation != 9, "the main resource ignores status changes"
+    apps.delete_namespaced_deployment("paused", "default")
+
+
+def test_bookmarks_on_a_watch_that_allows_them() -> None:
+    with run_site("site-bookmarks", bookmark_interval=0.2) as other:
+        api = config.new_client_from_config(config_file=str(other.kubeconfig_path))
+        core = client.CoreV1Api(api)
+        kinds = [
+            event["type"]
+            for event in watch.Watch().stream(
+                core.list_namespaced_pod, "default", allow_watch_bookmarks=True, timeout_seconds=1
+            )
+        ]
+        api.close()
+    assert "BOOKMARK" in kinds
