@@ -96,7 +96,7 @@ async def serve(args: argparse.Namespace) -> None:
         "kubeconfig": str(options.kubeconfig_path),
     }
     if options.tls:
-        ready["https_kubeconfig"] = str(site.https_kubeconfig_path(options.kubeconfig_path))
+        ready["https_kubeconfig"] = str(site.https_kubeconfig_path(args.kubeconfig.resolve()))
     sys.stdout.write(json.dumps(ready) + "\n")
     sys.stdout.flush()
     try:

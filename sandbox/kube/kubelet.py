@@ -665,8 +665,8 @@ class PodRunner:
             if name in os.environ:
                 env[name] = os.environ[name]
         for item in self._image_config(container).get("Env") or []:
-            key, _, value = str(item).partition("=")
-            env[key] = value
+            key, _, text = str(item).partition("=")
+            env[key] = text
         for source in container.spec.get("envFrom") or []:
             prefix = source.get("prefix", "")
             for kind in ("configMapRef", "secretRef"):
@@ -681,11 +681,11 @@ class PodRunner:
                     raise ConfigError(
                         f'{"secret" if kind == "secretRef" else "configmap"} "{ref.get("name", "")}" not found'
                     )
-                for key, value in (obj.get("data") or {}).items():
+                for key, data in (obj.get("data") or {}).items():
                     env[prefix + key] = (
-                        base64.b64decode(value).decode("utf-8", "replace")
+                        base64.b64decode(data).decode("utf-8", "replace")
                         if kind == "secretRef"
-                        else str(value)
+                        else str(data)
                     )
         for item in container.spec.get("env") or []:
             name = item["name"]
@@ -1015,19 +1015,19 @@ class Kubelet:
             runner.main_task = asyncio.ensure_future(runner.run())
             self._ensure_memory_watch()
         elif change.type == "MODIFIED":
-            runner = self.pods.get(uid)
+            current = self.pods.get(uid)
             if (
-                runner
+                current is not None
                 and change.obj["metadata"].get("deletionTimestamp")
-                and not runner.terminating
+                and not current.terminating
             ):
                 grace = float(change.obj["metadata"].get("deletionGracePeriodSeconds") or 0)
-                asyncio.ensure_future(self._finish_deletion(runner, grace))
+                asyncio.ensure_future(self._finish_deletion(current, grace))
         elif change.type == "DELETED":
-            runner = self.pods.pop(uid, None)
-            if runner is not None:
-                runner.kill_now()
-                self._release(runner)
+            gone = self.pods.pop(uid, None)
+            if gone is not None:
+                gone.kill_now()
+                self._release(gone)
 
     async def _finish_deletion(self, runner: PodRunner, grace: float) -> None:
         await runner.terminate(grace)

@@ -122,9 +122,9 @@ def _apply_order(field: str, items: list[Any], order: list[Any]) -> list[Any]:
     if key is None:
         ranked = {repr(v): n for n, v in enumerate(order)}
         return sorted(items, key=lambda v: ranked.get(repr(v), len(ranked)))
-    ranked = {o.get(key): n for n, o in enumerate(order) if isinstance(o, dict)}
+    ranks: dict[Any, int] = {o.get(key): n for n, o in enumerate(order) if isinstance(o, dict)}
     return sorted(
-        items, key=lambda i: ranked.get(i.get(key) if isinstance(i, dict) else None, len(ranked))
+        items, key=lambda i: ranks.get(i.get(key) if isinstance(i, dict) else None, len(ranks))
     )
 
 

@@ -473,6 +473,8 @@ class Site:
             default(resource, new)
             if resource.key == JOB.key:
                 self._keep_job_selector(old, new)
+            if resource.key == POD.key and old["spec"].get("nodeName"):
+                new.setdefault("spec", {}).setdefault("nodeName", old["spec"]["nodeName"])
             if resource.key == SERVICE.key:
                 for key in ("clusterIP", "clusterIPs"):
                     if key in old.get("spec", {}):

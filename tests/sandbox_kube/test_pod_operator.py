@@ -21,6 +21,7 @@ from sandbox.kube.testing import RunningSite, run_site
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(150)]
 
 CONN_ID = "kubernetes_kpo_site"
+BUNDLE = "sandbox-kube-tests"
 LINES = 10_000
 SCRIPT = f"""
 import sys
@@ -68,7 +69,9 @@ with DAG("sandbox_kube_pod_operator", schedule=None, start_date=datetime(2026, 1
 
 
 @pytest.fixture
-def pod_operator_dag(kpo_site: RunningSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def pod_operator_dag(
+    kpo_site: RunningSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
     """The test DAG in a bundle of its own, with a real connection to the site."""
     extra = {"kube_config_path": str(kpo_site.kubeconfig_path), "namespace": "default"}
     monkeypatch.setenv(
@@ -81,7 +84,7 @@ def pod_operator_dag(kpo_site: RunningSite, tmp_path: Path, monkeypatch: pytest.
     (folder / "sandbox_kube_pod_operator.py").write_text(DAG_FILE)
     bundles = [
         {
-            "name": "sandbox-kube-tests",
+            "name": BUNDLE,
             "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
             "kwargs": {"path": str(folder), "refresh_interval": 0},
         },
@@ -98,7 +101,20 @@ def pod_operator_dag(kpo_site: RunningSite, tmp_path: Path, monkeypatch: pytest.
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.dag
+    yield module.dag
+    _forget_test_dag(module.dag.dag_id)
+
+
+def _forget_test_dag(dag_id: str) -> None:
+    """Leave the shared metadata DB without this test's DAG and bundle."""
+    from airflow.api.common.delete_dag import delete_dag
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    delete_dag(dag_id, keep_records_in_log=False)
+    with create_session() as session:
+        session.execute(delete(DagBundleModel).where(DagBundleModel.name == BUNDLE))
 
 
 def rows_logged(output: str, prefix: str) -> list[str]:
