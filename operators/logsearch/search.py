@@ -12,8 +12,9 @@ A search runs in two steps:
    given pair (``service=S``, ``release=R``, ``site=S``; they need not be on the same line) and,
    with ``run_id``, belongs to that DAG run (the task runner tags its lines with ``run_id``).
    Only the most recent :data:`MAX_TRIES` tries are kept.
-2. **Lines.** Within those tries, the lines containing ``text`` as a phrase; without ``text``,
-   the lines that name one of the given pairs. Newest first, at most ``limit``.
+2. **Lines.** Within those tries, the lines containing ``text`` as a phrase (in the message, or
+   in the message of the exception a failed task logged); without ``text``, the lines that name
+   one of the given pairs. Newest first, at most ``limit``.
 
 With only ``text``, every task log is searched.
 """
@@ -119,7 +120,17 @@ class LogSearch:
             filters.append({"terms": {"log_id": scope}})
         musts: list[dict[str, Any]] = []
         if query.text:
-            musts.append({"match_phrase": {"event": query.text}})
+            musts.append(
+                {
+                    "bool": {
+                        "should": [
+                            {"match_phrase": {"event": query.text}},
+                            {"match_phrase": {"error_detail.exc_value": query.text}},
+                        ],
+                        "minimum_should_match": 1,
+                    }
+                }
+            )
         elif query.pairs():
             musts.append(
                 {
