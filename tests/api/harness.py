@@ -142,10 +142,13 @@ def delete_runs(keys: set[tuple[str, str]]) -> None:
 
 def sync_dags() -> tuple[str, ...]:
     """Serialize dags/ (plus stand-ins for missing pipeline DAGs) into the metadata DB."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.utils.session import create_session
 
-    DagBundlesManager().sync_bundles_to_db()
+    with create_session() as session:
+        if session.get(DagBundleModel, "dags-folder") is None:
+            session.add(DagBundleModel(name="dags-folder"))
     bag = DagBag(dag_folder=DAGS, bundle_path=DAGS, bundle_name="dags-folder")
     standins = DagBag(dag_folder=STANDIN_DAGS, bundle_path=STANDIN_DAGS, bundle_name="dags-folder")
     assert not standins.import_errors, standins.import_errors
