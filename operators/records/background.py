@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 Write = Callable[[RecordsStore], None]
 
+_INHERITED: list[RecordsStore] = []
+
 
 @dataclass(frozen=True)
 class _Job:
@@ -63,8 +65,16 @@ class BackgroundRecorder:
         self.cooldown = cooldown
         self.max_pending = max_pending
         self._reset()
-        os.register_at_fork(after_in_child=self._reset)
+        os.register_at_fork(after_in_child=self._after_fork)
         atexit.register(self.flush, 2.0)
+
+    def _after_fork(self) -> None:
+        # The child must not use the parent's connections, nor close them: finalising a
+        # MySQL connection sends QUIT on the socket it shares with the parent. Keep them
+        # referenced and start over.
+        if self._store is not None:
+            _INHERITED.append(self._store)
+        self._reset()
 
     def _reset(self) -> None:
         self._queue: queue.Queue[_Job] = queue.Queue(self.max_pending)

@@ -303,8 +303,8 @@ class RecordsStore:
                     raise RecordsUnavailableError(
                         f"{what} failed after {attempt} attempt(s) in {elapsed:.1f}s: the records "
                         f"database is unreachable or keeps dropping the connection "
-                        f"(conn_id={self.conn_id}); nothing of this unit was committed "
-                        f"unless an earlier attempt's commit reached the server; last error: {exc}"
+                        f"(conn_id={self.conn_id}); no partial write was kept and calling again "
+                        f"is safe; last error: {exc}"
                     ) from exc
                 log.warning(
                     "records unit interrupted, running it again what=%s attempt=%s delay=%.2fs "
@@ -317,13 +317,7 @@ class RecordsStore:
                 time.sleep(delay)
 
     def _run_once(self, work: Callable[[Transaction], T], *, write: bool) -> T:
-        try:
-            conn = self._connection()
-        except RecordsError:
-            raise
-        except Exception:
-            self._discard_connection()
-            raise
+        conn = self._connection()
         cursor = None
         try:
             self.dialect.begin(conn, write=write)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -367,3 +368,35 @@ def test_dag_runs_are_audited_and_a_records_outage_fails_no_task(
     )
     lost = [line for line in output if "records write lost" in line and second["run_id"] in line]
     assert len(lost) == 5, "one line per lost event: 4 task events and the run's end"
+
+
+@pytest.mark.timeout(30)
+def test_a_forked_child_neither_uses_nor_closes_the_parents_connection(mysql_conn_id: str) -> None:
+    """Executors fork: the child opens its own connection and leaves the parent's alone."""
+    recorder = BackgroundRecorder(
+        lambda: RecordsStore.from_conn_id(mysql_conn_id, retry=RetryPolicy(attempts=1))
+    )
+    seen: list[int] = []
+
+    def note_connection_id(store: RecordsStore) -> None:
+        row = store.transaction("id", lambda tx: tx.one("SELECT CONNECTION_ID()"), write=False)
+        assert row is not None
+        seen.append(int(row[0]))
+
+    recorder.submit("connection id", note_connection_id)
+    assert recorder.flush(5)
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            recorder.submit("connection id", note_connection_id)
+            if recorder.flush(5) and len(seen) == 2 and seen[1] != seen[0]:
+                code = 0
+            gc.collect()
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    recorder.submit("connection id", note_connection_id)
+    assert recorder.flush(5)
+    assert seen == [seen[0], seen[0]], "the parent still uses its own, unbroken connection"
