@@ -137,6 +137,7 @@ class Container:
         self.memory_limit: float | None = None
         self.backoff = BACKOFF_START
         self.instance = 0
+        self.startup: asyncio.Future[bool] | None = None
         limits = (spec.get("resources") or {}).get("limits") or {}
         if limits.get("memory"):
             self.memory_limit = parse_quantity(limits["memory"])
@@ -813,6 +814,8 @@ class PodRunner:
             container.kill_reason, container.kill_code = "Error", 1
             _kill_group(process.pid, signal.SIGKILL)
         elif not container.init:
+            container.startup = asyncio.get_running_loop().create_future()
+            probes.append(self.spawn(self._startup(container, container.instance)))
             probes.append(self.spawn(self._readiness(container, container.instance)))
             if container.spec.get("livenessProbe"):
                 probes.append(self.spawn(self._liveness(container, container.instance)))
@@ -885,9 +888,46 @@ class PodRunner:
             and not self.terminating
         )
 
+    async def _startup(self, container: Container, instance: int) -> None:
+        """Gate readiness and liveness on the startup probe; kill the container if it fails."""
+        probe = container.spec.get("startupProbe")
+        gate = container.startup
+        passed = probe is None
+        if probe is not None:
+            container.started = False
+            await asyncio.sleep(probe.get("initialDelaySeconds", 0) / self.site.speed)
+            failures = 0
+            while self._alive(container, instance):
+                ok, detail = await self.kubelet.probe(self, container, probe)
+                if ok:
+                    passed = True
+                    break
+                failures += 1
+                self.event("Warning", "Unhealthy", f"Startup probe failed: {detail}", container)
+                if failures >= probe.get("failureThreshold", 3):
+                    self.event(
+                        "Normal",
+                        "Killing",
+                        f"Container {container.name} failed startup probe, will be restarted",
+                        container,
+                    )
+                    if container.pgid is not None:
+                        _kill_group(container.pgid, signal.SIGKILL)
+                    break
+                await asyncio.sleep(probe.get("periodSeconds", 10) / self.site.speed)
+            if passed and self._alive(container, instance):
+                container.started = True
+                self.sync()
+        if gate is not None and not gate.done():
+            gate.set_result(passed)
+
+    async def _started(self, container: Container) -> bool:
+        gate = container.startup
+        return True if gate is None else bool(await asyncio.shield(gate))
+
     async def _readiness(self, container: Container, instance: int) -> None:
         probe = container.spec.get("readinessProbe")
-        if self.fault == "never-ready":
+        if self.fault == "never-ready" or not await self._started(container):
             return
         if not probe:
             if self._alive(container, instance):
@@ -917,6 +957,8 @@ class PodRunner:
     async def _liveness(self, container: Container, instance: int) -> None:
         probe = container.spec["livenessProbe"]
         speed = self.site.speed
+        if not await self._started(container):
+            return
         await asyncio.sleep(probe.get("initialDelaySeconds", 0) / speed)
         failures = 0
         while self._alive(container, instance):

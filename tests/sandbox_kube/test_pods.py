@@ -400,3 +400,54 @@ def test_pod_processes_are_killed_when_the_site_stops(images_dir: Path, tmp_path
     pid = int(pid_file.read_text())
     wait_for(lambda: not _alive(pid), timeout=5)
     assert signal.SIGKILL
+
+
+def test_startup_gates_liveness_which_restarts_the_container(core: client.CoreV1Api) -> None:
+    code = (
+        "import os, time\n"
+        "time.sleep(0.3)\n"
+        "open('started', 'w').close()\n"
+        "time.sleep(0.7)\n"
+        "open('dead', 'w').close()\n"
+        "time.sleep(30)\n"
+    )
+    container = {
+        "startupProbe": {
+            "exec": {"command": ["sh", "-c", "test -f started"]},
+            "periodSeconds": 1,
+            "failureThreshold": 50,
+        },
+        "livenessProbe": {
+            "exec": {"command": ["sh", "-c", "test ! -f dead"]},
+            "periodSeconds": 1,
+            "failureThreshold": 2,
+        },
+    }
+    container["env"] = [
+        {"name": "CODE", "value": code},
+        {"name": "PYTHON", "value": python_command("")[0]},
+    ]
+    command = ["sh", "-c", 'rm -f started dead; exec "$PYTHON" -c "$CODE"']
+    body = pod_body("probed", command, restart_policy="Always", container=container)
+    core.create_namespaced_pod("default", body)
+
+    def started() -> object:
+        statuses = core.read_namespaced_pod("probed", "default").status.container_statuses or []
+        return statuses and statuses[0].started and statuses[0].ready
+
+    wait_for(started, timeout=15)
+
+    def restarted() -> object:
+        statuses = core.read_namespaced_pod("probed", "default").status.container_statuses or []
+        return statuses and statuses[0].restart_count >= 1
+
+    wait_for(restarted, timeout=20)
+    reasons = {
+        (e.reason, e.message.split(":")[0])
+        for e in core.list_namespaced_event(
+            "default", field_selector="involvedObject.name=probed"
+        ).items
+    }
+    assert ("Unhealthy", "Liveness probe failed") in reasons
+    assert ("Killing", "Container base failed liveness probe, will be restarted") in reasons
+    core.delete_namespaced_pod("probed", "default", grace_period_seconds=0)
