@@ -1,7 +1,7 @@
 """Stand-ins for the pipeline DAGs, used by the API tests only for ids missing from dags/.
 
-Same ids and params as the real DAGs (built from include/params.py); every task is empty, since
-the tests only create runs and never execute them.
+Same ids, params (built from include/params.py) and ``access_control`` (include/auth) as the
+real DAGs; every task is empty, since the tests only create runs and never execute them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param
 
+from include.auth import access_control
 from include.catalog import load_catalog
 from include.params import git_ref_param, image_param, service_param
 
@@ -31,6 +32,7 @@ with DAG(
     start_date=START,
     params={"service": _required_service(), "git_ref": git_ref_param()},
     tags=["standin"],
+    access_control=access_control("delivery_pipeline"),
 ):
     EmptyOperator(task_id="build")
 
@@ -41,6 +43,7 @@ for ci_dag_id in ("ci_build", "ci_test", "quality_scan"):
         start_date=START,
         params={"service": service_param(), "git_ref": git_ref_param()},
         tags=["standin"],
+        access_control=access_control(ci_dag_id),
     ):
         EmptyOperator(task_id="run")
 
@@ -50,5 +53,6 @@ with DAG(
     start_date=START,
     params={"service": _required_service(), "image": image_param()},
     tags=["standin"],
+    access_control=access_control("dual_site_release"),
 ):
     ApprovalOperator(task_id="approve_second_site", subject="Release to the second site?")
