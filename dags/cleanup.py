@@ -4,10 +4,10 @@
 Every night at **04:30 in the catalog's time zone** (after the nightly CI has run):
 
 - **delete_finished_ci_pods**: in the CI cluster (`ci.kubernetes_conn_id` of the catalog) and its
-  CI namespace (`ci.namespace`), deletes pods and Jobs that carry the label
-  `kubernetes_pod_operator=True` (every pod a KubernetesPodOperator starts has it), have finished
-  (`Succeeded` or `Failed`) and finished more than `ci_retention_hours` ago. Pending and running
-  pods, and pods of anything else in the namespace, are never touched.
+  CI namespace (`ci.namespace`), deletes pods and Jobs labelled as CI step pods
+  (`kubernetes_pod_operator=True` and an `sre.io/step` label) that have finished (`Succeeded` or
+  `Failed`) more than `ci_retention_hours` ago. Pending and running pods, and anything else in
+  the namespace, are never touched.
 - **purge_old_records**: deletes platform records older than `records_retention_days` (builds,
   test and quality reports, pipeline runs, finished releases with their steps and approvals) and
   audit events older than `audit_retention_days`. Records about an image a site still runs are
@@ -28,7 +28,7 @@ from operators.cleanup.kubernetes import CiPodCleanupOperator
 from operators.cleanup.records import RecordsPurgeOperator
 
 CLEANUP_CRON = "30 4 * * *"
-CI_POD_SELECTOR = "kubernetes_pod_operator=True"
+CI_POD_SELECTOR = "kubernetes_pod_operator=True,sre.io/step"
 
 catalog = load_catalog()
 

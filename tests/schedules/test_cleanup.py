@@ -16,7 +16,8 @@ from operators.records.migrate import migrate
 from sandbox.kube.testing import run_site
 from tests.schedules.test_nightly_ci import parse
 
-OURS = {"kubernetes_pod_operator": "True"}
+OURS = {"kubernetes_pod_operator": "True", "sre.io/step": "build"}
+PLAIN_KPO = {"kubernetes_pod_operator": "True"}
 DIGEST_OLD = "sha256:" + "1" * 64
 DIGEST_LIVE = "sha256:" + "2" * 64
 DIGEST_NEW = "sha256:" + "3" * 64
@@ -198,10 +199,11 @@ def test_cleanup_deletes_only_our_finished_old_pods_and_old_records(
     ci.pod("fresh-ok", OURS, ["true"])
     ci.pod("running", OURS, ["sleep", "300"])
     ci.pod("foreign-old", {"app": "registry"}, ["true"])
+    ci.pod("other-kpo-old", PLAIN_KPO, ["true"])
     ci.pod("elsewhere-old", OURS, ["true"], namespace="default")
     ci.job("job-old", OURS)
     ci.job("job-fresh", OURS)
-    finished = ("old-ok", "old-failed", "fresh-ok", "foreign-old")
+    finished = ("old-ok", "old-failed", "fresh-ok", "foreign-old", "other-kpo-old")
     _wait(lambda: all(ci.phase(p) in ("Succeeded", "Failed") for p in finished), "pods to finish")
     _wait(lambda: ci.phase("elsewhere-old", "default") == "Succeeded", "pod to finish")
     _wait(lambda: ci.phase("running") == "Running", "pod to run")
@@ -212,7 +214,7 @@ def test_cleanup_deletes_only_our_finished_old_pods_and_old_records(
         ),
         "jobs to complete",
     )
-    for name in ("old-ok", "old-failed", "foreign-old"):
+    for name in ("old-ok", "old-failed", "foreign-old", "other-kpo-old"):
         ci.finish_days_ago(name, 4)
     ci.finish_days_ago("elsewhere-old", 4, namespace="default")
     ci.job_done_days_ago("job-old", 4)
@@ -221,7 +223,7 @@ def test_cleanup_deletes_only_our_finished_old_pods_and_old_records(
     run = parse("cleanup").test()
 
     assert run.state == "success"
-    assert ci.pods() >= {"fresh-ok", "running", "foreign-old"}
+    assert ci.pods() >= {"fresh-ok", "running", "foreign-old", "other-kpo-old"}
     assert not ci.pods() & {"old-ok", "old-failed"}
     assert "elsewhere-old" in ci.pods("default")
     assert ci.jobs() == {"job-fresh"}
