@@ -243,9 +243,7 @@ class Site:
         return self.create_object(NAMESPACE, {"metadata": {"name": name}})
 
     def _create_node(self) -> None:
-        import psutil
-
-        memory = psutil.virtual_memory().total // 1024
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
         cpus = os.cpu_count() or 1
         node = {
             "metadata": {
