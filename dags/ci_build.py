@@ -1,0 +1,45 @@
+"""
+# CI build
+
+Checks out one **service** (by its name in the service catalog) at one **git ref** and builds it
+into an image pinned by its content digest.
+
+1. **build.build** runs the service's catalog `build` step as a pod in the CI cluster: init
+   containers clone the catalog's repository URL and check out the ref (nothing from the
+   request reaches a shell), then the build step runs in the checkout and reports its image.
+   The pod's output streams into this task's log.
+
+Results: XCom `image`, `digest` and `commit` of `build.build`; an asset event on
+`sre-image://<service>` (through the alias `sre-image`) with the digest in its extra; a build
+record in the platform records, also when the build fails. A failure says why in one line
+(exit code and last lines, OOMKilled, image pull error, unschedulable).
+
+Params: `service`, `git_ref` (a 40-hex commit id or a branch/tag name of safe characters),
+`timeout_minutes` (1..120, empty for the catalog's step timeout).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from airflow.sdk import DAG
+
+from dags.stages.ci import TIMEOUT_TEMPLATE, build_stage, timeout_minutes_param
+from include.params import git_ref_param, service_param
+
+with DAG(
+    dag_id="ci_build",
+    description="Check out a service at a git ref and build a digest-pinned image",
+    doc_md=__doc__,
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    tags=["ci", "build", "sre"],
+    default_args={"owner": "sre-team"},
+    params={
+        "service": service_param(),
+        "git_ref": git_ref_param(),
+        "timeout_minutes": timeout_minutes_param(),
+    },
+) as dag:
+    build_stage("{{ params.service }}", "{{ params.git_ref }}", timeout_minutes=TIMEOUT_TEMPLATE)
