@@ -391,8 +391,9 @@ def default(resource: Resource, obj: dict[str, Any]) -> None:
         _default_template(spec.setdefault("template", {}))
     elif resource.key == JOB.key:
         spec = obj.setdefault("spec", {})
+        if "parallelism" not in spec and "completions" not in spec:
+            spec["completions"] = 1
         spec.setdefault("parallelism", 1)
-        spec.setdefault("completions", 1)
         spec.setdefault("backoffLimit", 6)
         spec.setdefault("completionMode", "NonIndexed")
         spec.setdefault("suspend", False)
