@@ -313,17 +313,19 @@ def _default_probe(probe: dict[str, Any] | None) -> None:
         probe["httpGet"].setdefault("scheme", "HTTP")
 
 
-def default_pod_spec(spec: dict[str, Any]) -> None:
+def default_pod_spec(spec: dict[str, Any], pod: bool = True) -> None:
+    """API defaults; admission defaults (service account, priority, tolerations) on pods only."""
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("securityContext", {})
     spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
-    spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    spec.setdefault("priority", 0)
+    if pod:
+        spec.setdefault("serviceAccountName", spec.get("serviceAccount") or "default")
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
+        spec.setdefault("enableServiceLinks", True)
+        spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        spec.setdefault("priority", 0)
     for group in ("initContainers", "containers"):
         for container in spec.get(group) or []:
             image = str(container.get("image", ""))
@@ -340,6 +342,8 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
     for volume in spec.get("volumes") or []:
         if "emptyDir" not in volume and len(volume) == 1:
             volume["emptyDir"] = {}
+    if not pod:
+        return
     tolerations = spec.setdefault("tolerations", [])
     for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
         if not any(t.get("key") == key for t in tolerations):
@@ -365,7 +369,7 @@ def qos_class(spec: dict[str, Any]) -> str:
 def _default_template(template: dict[str, Any]) -> None:
     template.setdefault("metadata", {})
     template["metadata"].setdefault("creationTimestamp", None)
-    default_pod_spec(template.setdefault("spec", {}))
+    default_pod_spec(template.setdefault("spec", {}), pod=False)
 
 
 def default(resource: Resource, obj: dict[str, Any]) -> None:
