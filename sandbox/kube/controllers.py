@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sandbox.kube.meta import now_rfc3339, parse_rfc3339, random_suffix, safe_encode
-from sandbox.kube.resources import DEPLOYMENT, JOB, NAMESPACE, POD, REPLICASET, Resource
+from sandbox.kube.resources import DEPLOYMENT, EVENT, JOB, NAMESPACE, POD, REPLICASET, Resource
 from sandbox.kube.store import Change
 
 if TYPE_CHECKING:
@@ -115,6 +115,7 @@ class Controllers:
         self._queue: dict[Key, None] = {}
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._progress_at: dict[str, float] = {}
         self._job_counts: dict[str, dict[str, set[str]]] = {}
         self._job_backoff_until: dict[str, float] = {}
@@ -123,12 +124,27 @@ class Controllers:
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
+        self._sweeper = asyncio.ensure_future(self._sweep_events())
 
     async def stop(self) -> None:
         for timer in self._timers:
             timer.cancel()
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._sweeper):
+            if task is not None:
+                task.cancel()
+
+    async def _sweep_events(self) -> None:
+        """Drop events older than the TTL, as the API server's event expiry does."""
+        ttl = float(self.site.options.event_ttl_seconds)
+        while True:
+            await asyncio.sleep(min(60.0, max(ttl / 4, 1.0)))
+            cutoff = time.time() - ttl
+            for event in self.store.items(EVENT):
+                stamp = event.get("lastTimestamp") or event["metadata"].get("creationTimestamp")
+                if stamp and parse_rfc3339(stamp) < cutoff:
+                    self.store.delete(
+                        EVENT, event["metadata"]["namespace"], event["metadata"]["name"]
+                    )
 
     def enqueue(self, resource: Resource, namespace: str, name: str, delay: float = 0.0) -> None:
         key = (resource.key, namespace, name)

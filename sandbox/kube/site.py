@@ -72,6 +72,7 @@ class SiteOptions:
     keep_pod_dirs: bool = False
     bookmark_interval: float = 30.0
     tls: bool = False
+    event_ttl_seconds: float = 3600.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -367,15 +367,18 @@ def test_status_subresources_and_watch_bookmarks(
     apps.delete_namespaced_deployment("paused", "default")
 
 
-def test_bookmarks_on_a_watch_that_allows_them() -> None:
-    with run_site("site-bookmarks", bookmark_interval=0.2) as other:
+def test_bookmarks_on_a_watch_that_allows_them_and_event_expiry() -> None:
+    with run_site("site-bookmarks", bookmark_interval=0.2, event_ttl_seconds=2) as other:
         api = config.new_client_from_config(config_file=str(other.kubeconfig_path))
         core = client.CoreV1Api(api)
+        core.create_namespaced_pod("default", pod_body("short", python_command("print(1)")))
         kinds = [
             event["type"]
             for event in watch.Watch().stream(
                 core.list_namespaced_pod, "default", allow_watch_bookmarks=True, timeout_seconds=1
             )
         ]
+        assert "BOOKMARK" in kinds
+        assert core.list_namespaced_event("default").items
+        wait_for(lambda: not core.list_namespaced_event("default").items, timeout=10)
         api.close()
-    assert "BOOKMARK" in kinds
