@@ -14,6 +14,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,12 +26,27 @@ log = logging.getLogger(__name__)
 Write = Callable[[RecordsStore], None]
 
 _INHERITED: list[RecordsStore] = []
+_RECORDERS: weakref.WeakSet[BackgroundRecorder] = weakref.WeakSet()
+
+
+def flush_all(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the queued writes of every recorder in the process."""
+    deadline = time.monotonic() + timeout
+    done = True
+    for recorder in list(_RECORDERS):
+        done = recorder.flush(max(deadline - time.monotonic(), 0.0)) and done
+    return done
 
 
 @dataclass(frozen=True)
 class _Job:
     what: str
     write: Write
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    flush_all(2.0)
 
 
 class BackgroundRecorder:
@@ -66,7 +82,7 @@ class BackgroundRecorder:
         self.max_pending = max_pending
         self._reset()
         os.register_at_fork(after_in_child=self._after_fork)
-        atexit.register(self.flush, 2.0)
+        _RECORDERS.add(self)
 
     def _after_fork(self) -> None:
         # The child must not use the parent's connections, nor close them: finalising a

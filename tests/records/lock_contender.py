@@ -21,7 +21,7 @@ import time
 from operators.records import RecordsStore, RetryPolicy
 
 SLOT = 0.03
-LEASE = 1.5
+LEASE = 1.0
 PHASE2 = 3.0
 PHASE3 = 4.0
 

@@ -283,6 +283,10 @@ sys.path.insert(0, sys.argv[1])
 from e2e_dag import dag
 for conf in ({"service": "hello-api", "git_ref": "修复-🚀"}, {"service": "hello-api"}):
     run = dag.test(run_conf=conf)
+    # Wait for the listener's writes, as a stopping process does. dag.test() loads the plugin
+    # twice (scheduler-side and task-side hooks), so there are two recorders.
+    from operators.records.background import flush_all
+    flush_all(20)
     print("RESULT " + json.dumps({"state": str(run.state), "run_id": run.run_id}), flush=True)
     sys.stdin.readline()
 """

@@ -14,7 +14,7 @@ import pytest
 
 from operators.records import ImageRef, RecordsStore, TaskRef, TestCounts
 from operators.records.cli import run
-from tests.records.helpers import sqlite_uri, unique
+from tests.records.helpers import set_conn, sqlite_uri, unique, unset_conn
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,31 +30,42 @@ def cli(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.timeout(60)
-def test_migrate_quiet_prints_nothing_and_fails_loudly(tmp_path: Path) -> None:
-    """What the set-up script runs on every set-up: silent when fine, an error when not."""
+def test_migrate_quiet_prints_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest
+) -> None:
+    """What the set-up script runs on every set-up: silent on a new database and when current."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     env["SRE_RECORDS_CONN_ID"] = "sre_records_cli"
-    fresh = {**env, "AIRFLOW_CONN_SRE_RECORDS_CLI": sqlite_uri(tmp_path / "cli records.db")}
-    command = [sys.executable, "-m", "operators.records", "migrate", "--quiet"]
-    twice = subprocess.Popen(
-        ["/bin/sh", "-c", '"$0" "$@" && "$0" "$@"', *command],
-        env=fresh,
+    env["AIRFLOW_CONN_SRE_RECORDS_CLI"] = sqlite_uri(tmp_path / "cli records.db")
+    done = subprocess.run(
+        [sys.executable, "-m", "operators.records", "migrate", "--quiet"],
+        env=env,
         cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         text=True,
+        timeout=50,
+        check=False,
     )
-    missing = subprocess.run(
-        command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=50, check=False
-    )
-    out, err = twice.communicate(timeout=50)
-    assert (twice.returncode, out, err) == (0, "", "")
-    assert (tmp_path / "cli records.db").exists()
-    assert missing.returncode == 1
-    assert missing.stdout == ""
-    assert missing.stderr.startswith(
-        "error: the records connection 'sre_records_cli' is not defined"
-    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    set_conn("sre_records_cli", env["AIRFLOW_CONN_SRE_RECORDS_CLI"])
+    request.addfinalizer(lambda: unset_conn("sre_records_cli"))
+    with RecordsStore.from_conn_id("sre_records_cli") as store:
+        assert [
+            row[0]
+            for row in store.transaction(
+                "versions", lambda tx: tx.all("SELECT version FROM schema_migrations"), write=False
+            )
+        ] == [1]
+    capsys.readouterr()
+    assert cli("--conn-id", "sre_records_cli", "migrate", "--quiet") == (0, "")
+    assert capsys.readouterr() == ("", "")
+
+
+def test_migrate_fails_loudly_without_a_connection(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("--conn-id", "sre_records_not_defined", "migrate", "--quiet") == (1, "")
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: the records connection 'sre_records_not_defined' is not defined")
 
 
 def test_migrate_reports_when_up_to_date(conn_id: str) -> None:
