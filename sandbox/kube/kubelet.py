@@ -804,6 +804,7 @@ class PodRunner:
             return 128
         container.process = process
         container.pgid = process.pid
+        self.kubelet.track(process)
         container.started = True
         container.ever_started = True
         container.state = {"running": {"startedAt": started_at}}
@@ -1028,7 +1029,13 @@ class Kubelet:
         self._ports: set[int] = set()
         self._memory_task: asyncio.Task[None] | None = None
         self._probe_session: Any = None
+        self._children: set[asyncio.subprocess.Process] = set()
         site.store.add_listener(self._on_change)
+
+    def track(self, process: asyncio.subprocess.Process) -> None:
+        """Remember a child process so that shutdown can kill and reap it."""
+        self._children = {p for p in self._children if p.returncode is None}
+        self._children.add(process)
 
     def qos(self, spec: dict[str, Any]) -> str:
         return qos_class(spec)
@@ -1199,12 +1206,16 @@ class Kubelet:
             )
         except OSError as exc:
             return False, f"exec failed: {exc}"
+        self.track(process)
         try:
             output, _ = await asyncio.wait_for(process.communicate(), timeout)
         except TimeoutError:
             _kill_group(process.pid, signal.SIGKILL)
             await process.wait()
             return False, f'command timed out: "{" ".join(argv)}" timed out after {timeout:g}s'
+        finally:
+            if process.returncode is None:
+                _kill_group(process.pid, signal.SIGKILL)
         if process.returncode == 0:
             return True, ""
         return False, output.decode("utf-8", "replace").strip()
@@ -1212,7 +1223,13 @@ class Kubelet:
     async def shutdown(self) -> None:
         for runner in list(self.pods.values()):
             runner.kill_now()
+        children = [p for p in self._children if p.returncode is None]
+        for process in children:
+            _kill_group(process.pid, signal.SIGKILL)
         await asyncio.sleep(0)
+        for process in children:
+            with contextlib.suppress(TimeoutError, ProcessLookupError):
+                await asyncio.wait_for(process.wait(), 2.0)
         for runner in list(self.pods.values()):
             for container in runner.inits + runner.mains:
                 if container.process is not None:
