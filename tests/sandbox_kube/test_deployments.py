@@ -207,3 +207,14 @@ def test_scale_subresource_and_recreate_strategy(
         lambda: not core.list_namespaced_pod("prod", label_selector="app=batchy").items, timeout=15
     )
     assert not apps.list_namespaced_replica_set("prod", label_selector="app=batchy").items
+
+
+def test_min_ready_seconds_delays_availability(apps: client.AppsV1Api, app_script: Path) -> None:
+    body = deployment("patient", "v1", app_script, replicas=1)
+    body["spec"]["minReadySeconds"] = 10  # one second at the module's speed of 10
+    apps.create_namespaced_deployment("prod", body)
+    seen = watch_until(apps, "patient", rolled_out)
+    assert any(
+        (s.status.ready_replicas or 0) == 1 and not s.status.available_replicas for s in seen
+    )
+    assert condition(seen[-1], "Available").status == "True"
