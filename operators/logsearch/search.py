@@ -154,14 +154,14 @@ class LogSearch:
                 return []
             within = [{"terms": {"log_id": chosen}}]
         for pair in query.pairs():
-            found = set(
-                self._distinct_log_ids(
-                    {"bool": {"filter": within, "must": [{"match_phrase": {"event": pair}}]}}
-                )
+            found = self._distinct_log_ids(
+                {"bool": {"filter": within, "must": [{"match_phrase": {"event": pair}}]}}
             )
-            chosen = [
-                log_id for log_id in (chosen if chosen is not None else found) if log_id in found
-            ]
+            if chosen is None:
+                chosen = found
+            else:
+                named = set(found)
+                chosen = [log_id for log_id in chosen if log_id in named]
             if not chosen:
                 return []
             within = [{"terms": {"log_id": chosen}}]
