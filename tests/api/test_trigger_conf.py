@@ -56,7 +56,6 @@ HOSTILE_REFS = [
         pytest.param({**GOOD, "git_ref": 42}, "git_ref", id="git-ref-wrong-type"),
         pytest.param({**GOOD, "git_ref": None}, "git_ref", id="git-ref-null"),
         pytest.param({**GOOD, "git_ref": {"$ne": ""}}, "git_ref", id="git-ref-object"),
-        pytest.param({"git_ref": "main"}, "service", id="service-missing"),
         *(
             pytest.param({**GOOD, "git_ref": ref}, "git_ref", id=f"hostile-{i}")
             for i, ref in enumerate(HOSTILE_REFS)
@@ -67,6 +66,39 @@ HOSTILE_REFS = [
 def test_bad_conf_is_refused_naming_the_field(server: ApiServer, conf: dict, field: str) -> None:
     before = dag_runs()
     answer = _trigger(server, conf)
+    assert answer.status_code == 400, answer.text
+    assert f"param {field}" in answer.json()["detail"]
+    assert dag_runs() == before
+
+
+IMAGE = "registry.local:5000/order-service@sha256:" + "b" * 64
+
+
+@pytest.mark.parametrize(
+    ("conf", "field"),
+    [
+        pytest.param({"service": "order-service"}, "image", id="image-missing"),
+        pytest.param(None, "image", id="no-conf"),
+        pytest.param(
+            {"service": "order-service", "image": "order-service:latest"},
+            "image",
+            id="image-not-pinned",
+        ),
+        pytest.param(
+            {"service": "order-service", "image": IMAGE + "\n"}, "image", id="image-newline"
+        ),
+        pytest.param(
+            {"service": "order-service", "image": "$(id)@sha256:" + "b" * 64},
+            "image",
+            id="image-hostile",
+        ),
+    ],
+)
+def test_release_without_a_valid_image_is_refused(
+    server: ApiServer, conf: dict | None, field: str
+) -> None:
+    before = dag_runs()
+    answer = server.trigger("dual_site_release", {"logical_date": None, "conf": conf})
     assert answer.status_code == 400, answer.text
     assert f"param {field}" in answer.json()["detail"]
     assert dag_runs() == before

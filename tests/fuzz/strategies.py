@@ -9,10 +9,11 @@ from typing import Any
 from hypothesis import strategies as st
 
 from include.catalog import load_catalog
-from include.params import GIT_REF_PATTERN
+from include.params import GIT_REF_PATTERN, IMAGE_REF_PATTERN
 
 SERVICES = tuple(load_catalog().service_names)
 _GIT_REF = re.compile(GIT_REF_PATTERN)
+_IMAGE = re.compile(IMAGE_REF_PATTERN)
 
 # Pieces an attacker strings together: shell, git option and path tricks, control characters.
 HOSTILE_PIECES = (
@@ -87,6 +88,22 @@ bad_git_refs = st.one_of(
     hostile_strings().filter(lambda text: not is_valid_git_ref(text)),
     st.text(max_size=250).filter(lambda text: not is_valid_git_ref(text)),
     st.builds(lambda n: "a" * n, st.integers(201, 400)),
+    non_string_json,
+)
+
+
+def is_valid_image(value: object) -> bool:
+    return isinstance(value, str) and len(value) <= 512 and bool(_IMAGE.fullmatch(value))
+
+
+bad_images = st.one_of(
+    hostile_strings().filter(lambda text: not is_valid_image(text)),
+    st.builds(
+        "registry.local:5000/{}@sha256:{}".format,
+        hostile_strings(),
+        st.text("0123456789abcdef", max_size=70),
+    ).filter(lambda text: not is_valid_image(text)),
+    st.just("registry.local:5000/hello-api:latest"),
     non_string_json,
 )
 bad_services = st.one_of(

@@ -1,8 +1,8 @@
 """Fuzz the REST trigger endpoint's conf: every bad input is a 4xx and starts no run.
 
 At least 1,000 generated bad confs go to ``POST /api/v2/dags/{dag_id}/dagRuns`` for the
-pipeline DAGs. Each one has a declared param with a bad value, lacks a required param, or is
-not an object at all; junk extra keys ride along. No answer may be a 5xx and no DAG run may
+pipeline DAGs (CI, delivery, release). Each one has a declared param with a bad value, lacks a
+required param (the release's image), or is not an object at all; junk extra keys ride along. No answer may be a 5xx and no DAG run may
 appear, so nothing derived from the input ever reaches a pod command.
 """
 
@@ -20,9 +20,11 @@ from tests.api.harness import ApiServer, dag_runs
 from tests.fuzz.strategies import (
     SERVICES,
     bad_git_refs,
+    bad_images,
     bad_services,
     hostile_strings,
     is_valid_git_ref,
+    is_valid_image,
     json_values,
 )
 
@@ -31,32 +33,35 @@ REF_RULE = jsonschema.Draft202012Validator(
     {"type": "string", "pattern": GIT_REF_PATTERN, "minLength": 1, "maxLength": 200}
 )
 CI_DAGS = ("ci_build", "ci_test", "quality_scan")
+IMAGE = "registry.local:5000/hello-api@sha256:" + "c" * 64
+GOOD_REFS = {"git_ref": ("main", "release/1.4", "0" * 40), "image": (IMAGE,)}
+BAD_VALUES = {"git_ref": bad_git_refs, "image": bad_images, "service": bad_services}
 
 
 @st.composite
 def bad_requests(draw: st.DrawFn) -> tuple[str, Any, str | None]:
     """(dag_id, conf, the param the refusal must name; None for a conf that is not an object).
 
-    A null conf means "no conf": the delivery pipeline then lacks its required service.
+    A null conf means "no conf": the release then lacks its required image.
     """
-    dag_id = draw(st.sampled_from(("delivery_pipeline", *CI_DAGS)))
-    kind = draw(st.sampled_from(("git_ref", "service", "missing_service", "null", "not_object")))
-    if kind == "null":
-        return "delivery_pipeline", None, "service"
+    dag_id = draw(st.sampled_from(("delivery_pipeline", "dual_site_release", *CI_DAGS)))
+    kind = draw(st.sampled_from(("ref", "service", "missing", "null", "not_object")))
     if kind == "not_object":
         not_object = json_values.filter(lambda value: not isinstance(value, dict | None))
         return dag_id, draw(not_object), None
+    if kind in ("missing", "null"):
+        conf = {"service": draw(st.sampled_from(SERVICES))} if kind == "missing" else None
+        return "dual_site_release", conf, "image"
+    ref_field = "image" if dag_id == "dual_site_release" else "git_ref"
     conf: dict[str, Any] = {
         "service": draw(st.sampled_from(SERVICES)),
-        "git_ref": draw(st.sampled_from(("main", "release/1.4", "0" * 40))),
+        ref_field: draw(st.sampled_from(GOOD_REFS[ref_field])),
     }
     if draw(st.booleans()):
         conf[draw(hostile_strings().filter(lambda k: k not in conf))] = draw(json_values)
-    if kind == "missing_service":
-        del conf["service"]
-        return "delivery_pipeline", conf, "service"
-    conf[kind] = draw(bad_git_refs if kind == "git_ref" else bad_services)
-    return dag_id, conf, kind
+    field = ref_field if kind == "ref" else "service"
+    conf[field] = draw(BAD_VALUES[field])
+    return dag_id, conf, field
 
 
 @pytest.mark.timeout(300)
@@ -75,6 +80,8 @@ def test_bad_confs_are_refused_without_a_run(server: ApiServer) -> None:
         dag_id, conf, field = request
         if field == "git_ref":
             assert not is_valid_git_ref(conf["git_ref"]), conf
+        if field == "image":
+            assert conf is None or not is_valid_image(conf.get("image")), conf
         seen.append(dag_id)
         answer = server.client.post(
             f"/api/v2/dags/{dag_id}/dagRuns",
