@@ -260,6 +260,19 @@ class Api:
             )
         if method == "PATCH":
             body = await self._raw(request)
+            applying = request.content_type == "application/apply-patch+yaml"
+            if (
+                applying
+                and sub is None
+                and self.store.get(resource, ns if resource.namespaced else "", name) is None
+            ):
+                if not isinstance(body, dict):
+                    raise bad_request("the body of the request was in an unknown format")
+                body.setdefault("metadata", {}).setdefault("name", name)
+                created = self.site.create_object(
+                    resource, body, namespace=namespace, dry_run=dry_run
+                )
+                return json_response(created, 201)
             obj = self._patch(request, resource, ns, name, body, sub)
             return json_response(
                 self.site.update_object(resource, ns, name, obj, subresource=sub, dry_run=dry_run)

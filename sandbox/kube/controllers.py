@@ -808,7 +808,7 @@ class Controllers:
             )
         elif spec.get("activeDeadlineSeconds") is not None:
             started = self._progress_at.get(uid) or parse_rfc3339(status["startTime"])
-            limit = started + float(spec["activeDeadlineSeconds"]) / self.site.speed
+            limit = started + float(spec["activeDeadlineSeconds"])
             if now >= limit:
                 finished = (
                     "Failed",

@@ -192,6 +192,7 @@ class PodRunner:
         self.finished = False
         self.tasks: set[asyncio.Task[Any]] = set()
         self.main_task: asyncio.Task[None] | None = None
+        self.deadline_task: asyncio.Task[None] | None = None
 
     # ---- status -----------------------------------------------------------------------
     def _condition(
@@ -378,6 +379,9 @@ class PodRunner:
             component="default-scheduler",
         )
         self.port = self.kubelet.allocate_port()
+        deadline = self.spec.get("activeDeadlineSeconds")
+        if deadline is not None:
+            self.deadline_task = asyncio.ensure_future(self._active_deadline(float(deadline)))
         self._prepare_dirs()
         self.sandbox_ready = True
         self.sync()
@@ -392,6 +396,18 @@ class PodRunner:
             container.state = {"waiting": {"reason": "ContainerCreating"}}
         self.sync()
         await asyncio.gather(*(self._container_loop(c) for c in self.mains))
+        self.sync()
+
+    async def _active_deadline(self, seconds: float) -> None:
+        """Fail the pod once it has been active longer than activeDeadlineSeconds (wall clock)."""
+        await asyncio.sleep(seconds)
+        if self.terminating or self.phase in ("Succeeded", "Failed"):
+            return
+        self.reason = "DeadlineExceeded"
+        self.message = "Pod was active on the node longer than the specified deadline"
+        self.event("Normal", "DeadlineExceeded", self.message)
+        await self.terminate(float(self.spec.get("terminationGracePeriodSeconds", 30)))
+        self.phase = "Failed"
         self.sync()
 
     async def _run_init(self, container: Container) -> bool:
@@ -1009,6 +1025,8 @@ class PodRunner:
 
     def kill_now(self) -> None:
         self.terminating = True
+        if self.deadline_task is not None:
+            self.deadline_task.cancel()
         for container in self.inits + self.mains:
             if container.pgid is not None and container.process is not None:
                 _kill_group(container.pgid, signal.SIGKILL)

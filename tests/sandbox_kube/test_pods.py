@@ -451,3 +451,16 @@ def test_startup_gates_liveness_which_restarts_the_container(core: client.CoreV1
     assert ("Unhealthy", "Liveness probe failed") in reasons
     assert ("Killing", "Container base failed liveness probe, will be restarted") in reasons
     core.delete_namespaced_pod("probed", "default", grace_period_seconds=0)
+
+
+def test_active_deadline_fails_the_pod(core: client.CoreV1Api) -> None:
+    body = pod_body(
+        "overdue", python_command("import time; time.sleep(60)"), activeDeadlineSeconds=1
+    )
+    core.create_namespaced_pod("default", body)
+    pod = wait_phase(core, "overdue", ("Failed",), timeout=15)
+    assert (pod.status.reason, pod.status.message) == (
+        "DeadlineExceeded",
+        "Pod was active on the node longer than the specified deadline",
+    )
+    assert pod.status.container_statuses[0].state.terminated is not None
