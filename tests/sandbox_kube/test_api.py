@@ -256,9 +256,11 @@ def test_dropped_watch_stream_breaks_the_client_read(
 
     reader = threading.Thread(target=consume)
     reader.start()
-    time.sleep(0.5)
-    site.faults.drop_streams(path="/services")
-    reader.join(timeout=10)
+    deadline = time.monotonic() + 10
+    while reader.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.3)
+        site.faults.drop_streams(path="/services")
+        reader.join(timeout=0.5)
     assert not reader.is_alive() and failures, "the cut stream must surface as a read error"
 
 
