@@ -14,7 +14,7 @@ from operators.cleanup.kubernetes import CiPodCleanupOperator, expired, pod_fini
 from operators.records import ImageRef, RecordsStore, TaskRef, TestCounts
 from operators.records.migrate import migrate
 from sandbox.kube.testing import run_site
-from tests.schedules.test_nightly_ci import parse
+from tests.schedules.test_nightly_ci import _delete_runs, parse
 
 OURS = {"kubernetes_pod_operator": "True", "sre.io/step": "build"}
 PLAIN_KPO = {"kubernetes_pod_operator": "True"}
@@ -221,6 +221,7 @@ def test_cleanup_deletes_only_our_finished_old_pods_and_old_records(
     seeded = _seed_records(records)
 
     run = parse("cleanup").test()
+    _delete_runs({("cleanup", run.run_id)})
 
     assert run.state == "success"
     assert ci.pods() >= {"fresh-ok", "running", "foreign-old", "other-kpo-old"}

@@ -102,8 +102,8 @@ def test_schedules_keep_their_local_time_across_daylight_saving_switches(
 class ChildRuns:
     """Plays the CI DAGs: finishes each child run the nightly starts, failing chosen ones."""
 
-    def __init__(self, prefix: str, failing: set[tuple[str, str]]) -> None:
-        self.prefix = prefix
+    def __init__(self, since: datetime, failing: set[tuple[str, str]]) -> None:
+        self.since = since
         self.failing = failing
         self.finished: list[tuple[str, str, dict]] = []
         self._stop = threading.Event()
@@ -126,7 +126,9 @@ class ChildRuns:
         while not self._stop.is_set():
             with create_session() as session:
                 query = select(DagRun).where(
-                    DagRun.run_id.startswith(self.prefix), DagRun.dag_id.in_(CI_STEPS)
+                    DagRun.run_id.startswith("nightly__"),
+                    DagRun.dag_id.in_(CI_STEPS),
+                    DagRun.run_after >= self.since,
                 )
                 for run in session.scalars(query):
                     if run.state not in (DagRunState.SUCCESS, DagRunState.FAILED):
@@ -137,13 +139,16 @@ class ChildRuns:
             time.sleep(0.2)
 
 
-def _delete_runs(prefix: str) -> None:
+def _delete_runs(keys: set[tuple[str, str]]) -> None:
+    """Remove the DAG runs this test started, nothing else."""
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
-    from sqlalchemy import delete
+    from sqlalchemy import and_, delete, or_
 
-    with create_session() as session:
-        session.execute(delete(DagRun).where(DagRun.run_id.startswith(prefix)))
+    if keys:
+        with create_session() as session:
+            mine = or_(*(and_(DagRun.dag_id == d, DagRun.run_id == r) for d, r in keys))
+            session.execute(delete(DagRun).where(mine))
 
 
 @pytest.mark.timeout(240)
@@ -154,12 +159,12 @@ def test_a_night_builds_tests_and_scans_every_service_and_isolates_a_failure() -
         task.poke_interval = 1
         task.retries = 0
     services = {service.name: service for service in load_catalog()}
-    started = datetime.now(UTC).strftime("%Y%m%dT%H%M")
-    prefix = f"nightly__{started[:11]}"
     broken = ("ci_build", "order-service")
-    with ChildRuns(prefix, failing={broken}) as children:
-        run = dag.test()
+    run = None
+    children = ChildRuns(datetime.now(UTC) - timedelta(seconds=1), failing={broken})
     try:
+        with children:
+            run = dag.test()
         assert run.state == "failed"
         started_runs = {(d, conf["service"]): (r, conf) for d, r, conf in children.finished}
         for name, service in services.items():
@@ -181,5 +186,5 @@ def test_a_night_builds_tests_and_scans_every_service_and_isolates_a_failure() -
         assert states[("service.ci_test", order)] == "upstream_failed"
         assert states[("service.quality_scan", hello)] == "success"
     finally:
-        _delete_runs(prefix)
-        _delete_runs(f"manual__{started[:4]}-")
+        mine = {(d, r) for d, r, _ in children.finished}
+        _delete_runs(mine | ({("nightly_ci", run.run_id)} if run is not None else set()))
