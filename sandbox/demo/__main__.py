@@ -264,6 +264,8 @@ def print_summary(
     for stage, state, duration in _stage_summary(outcome["run_id"]):
         shown = f"{duration:6.1f}s" if duration is not None else "      "
         print(f"  {stage:<8} {shown}  {state}")
+    for reason in failure_reasons(Path(outcome["log"])):
+        print(f"failure          {reason}")
     report = records_report(outcome["run_id"])
     for line in report:
         print(line)
@@ -292,6 +294,23 @@ def print_summary(
         else "NOT what this scenario expects"
     )
     print(f"result           pipeline {outcome['state']} ({verdict})")
+
+
+def failure_reasons(log_path: Path, limit: int = 3) -> list[str]:
+    """The one-line errors of failed tasks, in the order they happened, from the pipeline log."""
+    import re
+
+    pattern = re.compile(r"^[A-Za-z_][\w.]*(?:Exception|Error|Failure): (.+)$")
+    reasons: list[str] = []
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            for line in log:
+                match = pattern.match(line.strip())
+                if match and match.group(1) not in reasons:
+                    reasons.append(match.group(1)[:300])
+    except OSError:
+        return []
+    return reasons[:limit]
 
 
 def _short(image: str) -> str:

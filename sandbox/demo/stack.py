@@ -118,6 +118,7 @@ class LocalStack:
         )
         self.env = self._airflow_env()
         os.environ.update(self.env)
+        self.create_namespace("ci", "ci")
         progress("building the image both sites start on (tag demo/base)")
         self.base_image = self.build_image(self.repository_tag("demo/base"))
         progress(f"deploying {SERVICE} {self.base_image.split('@')[1][:19]}… to both sites")
@@ -192,6 +193,11 @@ class LocalStack:
         env["SRE_GIT_BASE"] = f"file://{self.workdir / 'git'}"
         env["SRE_IMAGE_STORE"] = str(self.images_dir)
         env["SRE_REGISTRY"] = REGISTRY
+        # The demo runs whenever it is started: its freeze calendar is empty (the shipped
+        # include/freeze_windows.yaml has a weekend freeze that would stop a Friday-night demo).
+        freeze = self.workdir / "freeze_windows.yaml"
+        freeze.write_text("timezone: Asia/Shanghai\nwindows: []\n", encoding="utf-8")
+        env["SRE_FREEZE_WINDOWS_PATH"] = str(freeze)
         return env
 
     def repository_tag(self, tag: str) -> str:
@@ -232,6 +238,18 @@ class LocalStack:
 
         return config.new_client_from_config(config_file=self.info(site)["kubeconfig"])
 
+    def create_namespace(self, cluster: str, name: str) -> None:
+        from kubernetes import client
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            client.CoreV1Api(self.api_client(cluster)).create_namespace(
+                {"metadata": {"name": name}}
+            )
+        except ApiException as err:
+            if err.status != 409:
+                raise
+
     def deploy_sample(self, site: str, image: str) -> None:
         import yaml
         from kubernetes import client
@@ -240,11 +258,7 @@ class LocalStack:
         api = self.api_client(site)
         core = client.CoreV1Api(api)
         apps = client.AppsV1Api(api)
-        try:
-            core.create_namespace({"metadata": {"name": "prod"}})
-        except ApiException as err:
-            if err.status != 409:
-                raise
+        self.create_namespace(site, "prod")
         for doc in yaml.safe_load_all(SAMPLE_MANIFEST.read_text(encoding="utf-8")):
             if not doc:
                 continue
