@@ -77,6 +77,12 @@ def main(home: Path) -> dict[str, object]:
         if answer.status_code == 200:
             result["approved_by"] = answer.json()["responded_by"]["name"]
     result["read approval as dev"] = client.get(path, headers=tokens["dev"]).status_code
+    hook = client.post(
+        "/sre/webhooks/git",
+        content=b"{}",
+        headers={"Content-Type": "application/json", "X-GitHub-Event": "push"},
+    )
+    result["webhook without login"] = [hook.status_code, hook.json().get("reason")]
     return result
 
 

@@ -82,6 +82,10 @@ def test_only_the_release_manager_answers_the_release_approval(outcome: dict) ->
     assert outcome["read approval as dev"] == 200
 
 
+def test_webhook_needs_no_login_and_fails_closed_without_a_secret(outcome: dict) -> None:
+    assert outcome["webhook without login"] == [403, "not_configured"]
+
+
 def test_role_sync_is_idempotent(outcome: dict) -> None:
     first, second = outcome["first_sync"], outcome["second_sync"]
     assert "can_edit on DAG:ci_build" in first["developer"]["added"]
