@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from operators.records.models import RecordsConfigError
+from operators.records.models import MigrationError, RecordsConfigError
 
 if TYPE_CHECKING:
     from airflow.providers.common.sql.hooks.sql import DbApiHook
@@ -182,10 +182,14 @@ class MySqlDialect(Dialect):
         return value.replace(tzinfo=UTC)
 
     def lock_migrations(self, cursor: Any) -> None:
-        cursor.execute("SELECT GET_LOCK('sre_records_migrate', 120)")
+        # Shorter than the client's read timeout, so a long wait ends in this clear error.
+        cursor.execute("SELECT GET_LOCK('sre_records_migrate', 25)")
         row = cursor.fetchone()
         if not row or row[0] != 1:
-            raise RecordsConfigError("could not take the migration lock within 120 s")
+            raise MigrationError(
+                "another migration of the records database has held its lock for 25 s; "
+                "run migrate again once it is done"
+            )
 
     def unlock_migrations(self, cursor: Any) -> None:
         cursor.execute("SELECT RELEASE_LOCK('sre_records_migrate')")

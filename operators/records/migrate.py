@@ -136,47 +136,52 @@ def migrate(store: RecordsStore, directory: Path | None = None) -> list[Migratio
 
     def work(tx: Transaction) -> list[Migration]:
         dialect.lock_migrations(tx.cursor)
-        try:
-            applied = _applied(tx)
-            _check_history(applied, migrations)
-            done: list[Migration] = []
-            for migration in migrations:
-                if migration.version in applied:
-                    continue
-                for number, statement in enumerate(migration.statements(), start=1):
-                    try:
-                        tx.execute_raw(statement)
-                    except Exception as exc:
-                        if dialect.is_retryable(exc):
-                            raise
-                        raise MigrationError(
-                            f"{migration.path.name}, statement {number} failed: {exc}\n"
-                            f"{statement[:300]}"
-                        ) from exc
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
-                    "VALUES (%s, %s, %s, %s)",
-                    (
-                        migration.version,
-                        migration.name,
-                        migration.checksum,
-                        dialect.to_db(datetime.now(UTC)),
-                    ),
-                )
-                log.info(
-                    "records migration applied version=%s name=%s",
+        applied = _applied(tx)
+        _check_history(applied, migrations)
+        done: list[Migration] = []
+        for migration in migrations:
+            if migration.version in applied:
+                continue
+            for number, statement in enumerate(migration.statements(), start=1):
+                try:
+                    tx.execute_raw(statement)
+                except Exception as exc:
+                    if dialect.is_retryable(exc):
+                        raise
+                    raise MigrationError(
+                        f"{migration.path.name}, statement {number} failed: {exc}\n"
+                        f"{statement[:300]}"
+                    ) from exc
+            tx.execute(
+                "INSERT INTO schema_migrations (version, name, checksum, applied_at) "
+                "VALUES (%s, %s, %s, %s)",
+                (
                     migration.version,
                     migration.name,
-                )
-                done.append(migration)
-            return done
-        finally:
-            try:
-                dialect.unlock_migrations(tx.cursor)
-            except Exception:
-                log.debug("releasing the migration lock failed", exc_info=True)
+                    migration.checksum,
+                    dialect.to_db(datetime.now(UTC)),
+                ),
+            )
+            log.info(
+                "records migration applied version=%s name=%s",
+                migration.version,
+                migration.name,
+            )
+            done.append(migration)
+        return done
 
-    applied_now = store.transaction("migrate", work)
+    # The lock is let go only after the versions are committed, so the next runner sees them.
+    try:
+        applied_now = store.transaction("migrate", work)
+    finally:
+        try:
+            store.transaction(
+                "release the migration lock",
+                lambda tx: dialect.unlock_migrations(tx.cursor),
+                write=False,
+            )
+        except Exception:
+            log.debug("releasing the migration lock failed", exc_info=True)
     if applied_now:
         _prepare_database(store)
     return applied_now

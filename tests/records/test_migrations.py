@@ -159,9 +159,10 @@ def test_concurrent_migrations_apply_each_version_once(
     empty_store_factory: Callable[[str], RecordsStore], kind: str
 ) -> None:
     first = empty_store_factory(kind)
-    second = RecordsStore(first.hook, first.dialect, conn_id=first.conn_id)
+    others = [RecordsStore(first.hook, first.dialect, conn_id=first.conn_id) for _ in range(3)]
+    stores = [first, *others]
     results: list[Any] = []
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(len(stores))
 
     def run(store: RecordsStore) -> None:
         barrier.wait()
@@ -170,14 +171,15 @@ def test_concurrent_migrations_apply_each_version_once(
         except Exception as exc:
             results.append(exc)
 
-    threads = [threading.Thread(target=run, args=(s,)) for s in (first, second)]
+    threads = [threading.Thread(target=run, args=(s,)) for s in stores]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(30)
-    second.close()
+    for store in others:
+        store.close()
     assert not [r for r in results if isinstance(r, Exception)], results
-    assert sorted(len(r) for r in results) == [0, 1]
+    assert sorted(len(r) for r in results) == [0, 0, 0, 1]
     assert [r[0] for r in applied_rows(first)] == [1]
 
 
