@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DAGS = ROOT / "dags"
 
-TRIVIAL_DAG = '''
+TRIVIAL_DAG = """
 from __future__ import annotations
 
 import pendulum
@@ -31,7 +31,7 @@ from airflow.sdk import DAG
 
 with DAG(dag_id="baseline_{n}", schedule=None, start_date=pendulum.datetime(2026, 1, 1), tags=["bench"]):
     EmptyOperator(task_id="only_task")
-'''
+"""
 
 CHILD = r"""
 import json, sys, time
@@ -81,8 +81,12 @@ def parse_in_fresh_process(folder: Path, files: list[Path]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=3, help="runs per set; the median is reported")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per set; the median is reported"
+    )
     args = parser.parse_args()
 
     ours = dag_files(DAGS)

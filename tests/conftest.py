@@ -23,7 +23,9 @@ os.environ.setdefault(
     f"sqlite:///{os.environ['AIRFLOW_HOME']}/airflow.db",
 )
 os.environ.setdefault("AIRFLOW__LOGGING__BASE_LOG_FOLDER", f"{os.environ['AIRFLOW_HOME']}/logs")
-os.environ.setdefault("AIRFLOW_CONN_SRE_RECORDS", f"sqlite://{os.environ['AIRFLOW_HOME']}/records.db")
+os.environ.setdefault(
+    "AIRFLOW_CONN_SRE_RECORDS", f"sqlite://{os.environ['AIRFLOW_HOME']}/records.db"
+)
 os.environ.setdefault("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -50,7 +52,9 @@ def airflow_metadata_db() -> None:
     if not (db.exists() and db.stat().st_size > 0):
         db.parent.mkdir(parents=True, exist_ok=True)
         airflow = Path(sys.executable).with_name("airflow")
-        subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [str(airflow), "db", "migrate"], check=True, capture_output=True, timeout=300
+        )
     subprocess.run(
         [sys.executable, "-m", "operators.records", "migrate", "--quiet"],
         check=True,
