@@ -7,7 +7,7 @@ cd "${ROOT}"
 # shellcheck source=/dev/null
 source scripts/airflow-env.sh
 if [[ ! -f dags/delivery_pipeline.py || ! -d sandbox/demo ]]; then
-    echo "make demo: the delivery pipeline is not built yet (dags/delivery_pipeline.py and sandbox/demo/ are missing)." >&2
+    echo "
     echo "Nothing was run. 'make test' works today." >&2
     exit 3
 fi
