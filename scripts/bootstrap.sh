@@ -44,7 +44,9 @@ ensure_venv() {
         exit 1
     fi
     local want have=""
-    want="$(cat "${ROOT}/requirements.lock" | sha256sum | cut -c1-16)"
+    # The stamp covers the lock and how it is installed (bytecode compiled ahead: with
+    # PYTHONDONTWRITEBYTECODE set, nothing else would ever cache it and every import recompiles).
+    want="$(cat "${ROOT}/requirements.lock" | sha256sum | cut -c1-16)-pyc"
     [[ -f "${VENV}/.lock-stamp" ]] && have="$(cat "${VENV}/.lock-stamp")"
     if [[ -x "${VENV}/bin/python" && "${want}" == "${have}" ]]; then
         return 0
@@ -58,7 +60,7 @@ ensure_venv() {
         "${VENV}/bin/python" -m pip install --quiet "uv==${UV_VERSION}"
     fi
     say "installing requirements.lock (this takes a minute on a new machine)"
-    VIRTUAL_ENV="${VENV}" "${VENV}/bin/uv" pip sync --quiet --python "${VENV}/bin/python" "${ROOT}/requirements.lock"
+    VIRTUAL_ENV="${VENV}" "${VENV}/bin/uv" pip sync --quiet --compile-bytecode --python "${VENV}/bin/python" "${ROOT}/requirements.lock"
     # Make the repository root importable (operators/, include/) for Airflow and tests alike.
     local site
     site="$("${VENV}/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
@@ -86,6 +88,13 @@ ensure_records() {
     "${VENV}/bin/python" -m operators.records migrate --quiet
 }
 
+compile_project() {
+    # Cache the project's own bytecode too (PYTHONDONTWRITEBYTECODE may be set); only changed
+    # files are compiled again.
+    (cd "${ROOT}" && "${VENV}/bin/python" -m compileall -q -j 0 dags operators include plugins sandbox tests bench >/dev/null) || true
+}
+
 ensure_venv
+compile_project
 ensure_airflow_home
 ensure_records
