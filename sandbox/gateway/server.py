@@ -1,6 +1,6 @@
 """The stand-in entry gateway: an APISIX-like admin API, a real proxy and Prometheus metrics.
 
-Three listeners on loopback:
+Three listeners, on 127.0.0.1 unless another host is given:
 
 - admin: ``/apisix/admin/{upstreams,routes}[/{id}[/{path}]]`` (see :mod:`sandbox.gateway.admin`),
   key in ``X-API-KEY`` (or ``?api_key=``) when one is set, ``401 {"error_msg": "failed to check
@@ -126,7 +126,7 @@ class Gateway:
     """The stand-in gateway; ``await start()`` then ``await stop()`` on one event loop.
 
     :param admin_key: key the admin API requires in ``X-API-KEY``; no check when None.
-    :param host: loopback address to listen on.
+    :param host: address to listen on; the URLs name 127.0.0.1 when it is 0.0.0.0 or ``::``.
     :param upstream_addr_label: add the ``upstream_addr`` label to ``apisix_http_status``.
     """
 
@@ -174,7 +174,8 @@ class Gateway:
         await web.TCPSite(runner, self.host, port).start()
         self._runners.append(runner)
         bound = runner.addresses[0]
-        return f"http://{self.host}:{bound[1]}"
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://[{host}]:{bound[1]}" if ":" in host else f"http://{host}:{bound[1]}"
 
     async def stop(self) -> None:
         for runner in reversed(self._runners):

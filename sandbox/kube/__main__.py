@@ -2,6 +2,10 @@
 
 When the API and ingress listen, one JSON line goes to stdout:
 ``{"site": ..., "api": "http://127.0.0.1:P", "ingress": "http://127.0.0.1:Q", "kubeconfig": PATH}``.
+The servers listen on ``--host`` (127.0.0.1 by default); the URLs of that line and the
+kubeconfig's server name ``--advertise-host`` (by default the listen host, or 127.0.0.1 when
+listening on 0.0.0.0 or ::), so a site in a container can hand out a kubeconfig naming its
+service, e.g. ``--host 0.0.0.0 --advertise-host kube-site-a``.
 SIGTERM or SIGINT stops the servers and kills every pod process of the site.
 """
 
@@ -24,8 +28,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--site", default="site-a", help="site name; also the kubeconfig context")
     parser.add_argument(
-        "--port", type=int, default=0, help="API port on 127.0.0.1 (0: any free port)"
+        "--host",
+        default="127.0.0.1",
+        help="address the API and ingress listen on (0.0.0.0: every interface)",
     )
+    parser.add_argument(
+        "--advertise-host",
+        help="host name written into the kubeconfig and the ready line's URLs "
+        "(default: the listen host, or 127.0.0.1 for 0.0.0.0 and ::)",
+    )
+    parser.add_argument("--port", type=int, default=0, help="API port (0: any free port)")
     parser.add_argument(
         "--ingress-port", type=int, default=0, help="HTTP ingress port (0: any free port)"
     )
@@ -71,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     options = SiteOptions(
         name=args.site,
+        host=args.host,
+        advertise_host=args.advertise_host,
         port=args.port,
         ingress_port=args.ingress_port,
         kubeconfig_path=args.kubeconfig.resolve(),

@@ -48,6 +48,16 @@ log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 GENERATION_RESOURCES = {DEPLOYMENT.key, REPLICASET.key, JOB.key}
+ANY_ADDRESS = frozenset({"", "0.0.0.0", "::"})
+
+
+def advertised_host(listen_host: str) -> str:
+    """The host to put in URLs for a listen address: itself, or 127.0.0.1 for an any-address."""
+    return "127.0.0.1" if listen_host in ANY_ADDRESS else listen_host
+
+
+def _url(scheme: str, host: str, port: int) -> str:
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 @dataclass
@@ -56,6 +66,7 @@ class SiteOptions:
 
     name: str = "site-a"
     host: str = "127.0.0.1"
+    advertise_host: str | None = None
     port: int = 0
     ingress_port: int = 0
     kubeconfig_path: Path | None = None
@@ -109,12 +120,17 @@ class Site:
         self.started_at = time.time()
 
     @property
+    def advertise_host(self) -> str:
+        """The host name clients are given: the option, else the listen host (127.0.0.1 for any)."""
+        return self.options.advertise_host or advertised_host(self.options.host)
+
+    @property
     def api_url(self) -> str:
-        return f"http://{self.options.host}:{self.api_port}"
+        return _url("http", self.advertise_host, self.api_port)
 
     @property
     def ingress_url(self) -> str:
-        return f"http://{self.options.host}:{self.ingress_port}"
+        return _url("http", self.advertise_host, self.ingress_port)
 
     # ---- start and stop ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -159,7 +175,10 @@ class Site:
 
         from sandbox.kube.tls import make_certificate, server_context
 
-        cert, key = await asyncio.to_thread(make_certificate, self.state_dir / "tls", self.name)
+        names = {self.advertise_host, advertised_host(self.options.host)}
+        cert, key = await asyncio.to_thread(
+            make_certificate, self.state_dir / "tls", self.name, sorted(names)
+        )
         self.ca_pem = cert.read_bytes()
         runner = web.AppRunner(
             app,
@@ -199,7 +218,7 @@ class Site:
 
     def kubeconfig(self, https: bool = False) -> str:
         user = f"{self.name}-admin"
-        server = f"https://{self.options.host}:{self.https_port}" if https else self.api_url
+        server = _url("https", self.advertise_host, self.https_port) if https else self.api_url
         authority = []
         if https:
             authority = [
