@@ -62,14 +62,24 @@ def check_image_ref(value: object, field: str = "image") -> str:
 
 
 def service_param(default: str | None = None) -> Param:
-    """The ``service`` param: one of the catalog's services."""
+    """The ``service`` param: one of the catalog's services; required unless given a default.
+
+    Without a default a trigger that leaves ``service`` out is refused with a 400 naming it.
+    """
     from airflow.sdk import Param
 
     from include.catalog import load_catalog
 
     names = load_catalog().service_names
+    if default is not None:
+        return Param(
+            default,
+            type="string",
+            enum=names,
+            title="Service",
+            description="The service to work on, by its name in the service catalog (include/catalog.yaml).",
+        )
     return Param(
-        default if default is not None else names[0],
         type="string",
         enum=names,
         title="Service",
@@ -77,19 +87,21 @@ def service_param(default: str | None = None) -> Param:
     )
 
 
-def git_ref_param(default: str = "main") -> Param:
-    """The ``git_ref`` param: a commit id or a safe branch/tag name."""
+def git_ref_param(default: str | None = None) -> Param:
+    """The ``git_ref`` param: a commit id or a safe branch/tag name; required unless given a default."""
     from airflow.sdk import Param
 
-    return Param(
-        default,
-        type="string",
-        pattern=GIT_REF_PATTERN,
-        minLength=1,
-        maxLength=200,
-        title="Git ref",
-        description=f"What to check out: {GIT_REF_HELP}.",
-    )
+    schema: dict[str, Any] = {
+        "type": "string",
+        "pattern": GIT_REF_PATTERN,
+        "minLength": 1,
+        "maxLength": 200,
+        "title": "Git ref",
+        "description": f"What to check out: {GIT_REF_HELP}.",
+    }
+    if default is not None:
+        return Param(default, **schema)
+    return Param(**schema)
 
 
 def image_param() -> Param:

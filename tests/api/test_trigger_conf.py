@@ -61,6 +61,8 @@ HOSTILE_REFS = [
             for i, ref in enumerate(HOSTILE_REFS)
         ),
         pytest.param({**GOOD, "service": "hello-api; id"}, "service", id="hostile-service"),
+        pytest.param({"git_ref": "main"}, "service", id="service-missing"),
+        pytest.param({"service": "hello-api"}, "git_ref", id="git-ref-missing"),
     ],
 )
 def test_bad_conf_is_refused_naming_the_field(server: ApiServer, conf: dict, field: str) -> None:
@@ -78,7 +80,7 @@ IMAGE = "registry.local:5000/order-service@sha256:" + "b" * 64
     ("conf", "field"),
     [
         pytest.param({"service": "order-service"}, "image", id="image-missing"),
-        pytest.param(None, "image", id="no-conf"),
+        pytest.param(None, "service", id="no-conf"),
         pytest.param(
             {"service": "order-service", "image": "order-service:latest"},
             "image",
