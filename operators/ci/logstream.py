@@ -263,6 +263,7 @@ class LogFollower:
         self.collector = ResultCollector() if collect_results else None
         self.tail: deque[str] = deque(maxlen=tail_size)
         self.lines_shown = 0
+        self.bytes_read = 0
         self._splitter = LineSplitter()
 
     def begin_pass(self) -> None:
@@ -272,6 +273,7 @@ class LogFollower:
 
     def feed(self, chunk: bytes) -> list[str]:
         """Lines of ``chunk`` to log (already prefixed), skipping any shown before."""
+        self.bytes_read += len(chunk)
         out: list[str] = []
         for raw in self._splitter.feed(chunk):
             self._take(raw, out)

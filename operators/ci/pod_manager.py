@@ -22,7 +22,7 @@ from airflow.providers.cncf.kubernetes.utils.pod_manager import PodLoggingStatus
 from kubernetes.client.exceptions import ApiException
 
 from operators.ci.logstream import LogFollower, batches
-from operators.ci.retry import backoff_delay, call_with_retry, describe, is_transient
+from operators.ci.retry import call_with_retry, describe, is_transient, stream_delay
 
 if TYPE_CHECKING:
     from kubernetes.client import CoreV1Api, V1Pod
@@ -140,11 +140,16 @@ class StepPodManager(PodManager):
         failures = 0
         while follow:
             self._check_deadline()
+            before = follower.lines_shown
             try:
                 self._read_pass(pod, follower, follow=True)
                 failures = 0
             except Exception as error:
-                failures = self._after_stream_error(pod, container_name, error, failures)
+                # A stream that delivered something before it broke is simply resumed.
+                progressed = follower.lines_shown > before
+                failures = self._after_stream_error(
+                    pod, container_name, error, 0 if progressed else failures
+                )
                 continue
             if not self.container_is_running(pod, container_name):
                 break
@@ -157,11 +162,15 @@ class StepPodManager(PodManager):
         """Re-read the end of the log once the container ended: catches a cut tail line."""
         failures = 0
         while True:
+            before = follower.lines_shown
             try:
                 self._read_pass(pod, follower, follow=False)
                 return
             except Exception as error:
-                failures = self._after_stream_error(pod, follower.container, error, failures)
+                progressed = follower.lines_shown > before
+                failures = self._after_stream_error(
+                    pod, follower.container, error, 0 if progressed else failures
+                )
 
     def _after_stream_error(
         self, pod: V1Pod, container: str, error: Exception, failures: int
@@ -176,7 +185,7 @@ class StepPodManager(PodManager):
             return failures + 1
         if not is_transient(error) or failures >= MAX_STREAM_FAILURES:
             raise error
-        delay = backoff_delay(min(failures, 5), error)
+        delay = stream_delay(min(failures, 5), error)
         self.log.warning(
             "log stream of pod=%s container=%s interrupted (%s); resuming in %.1fs",
             pod.metadata.name,

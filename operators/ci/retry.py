@@ -21,6 +21,7 @@ T = TypeVar("T")
 TRANSIENT_STATUS = frozenset({410, 429, 500, 502, 503, 504})
 BASE_DELAY = 0.5
 MAX_DELAY = 15.0
+STREAM_MAX_DELAY = 2.0
 DEFAULT_ATTEMPTS = 8
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,15 @@ def backoff_delay(attempt: int, error: BaseException | None = None) -> float:
         return asked
     delay = min(MAX_DELAY, BASE_DELAY * (2**attempt))
     return delay * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
+
+
+def stream_delay(attempt: int, error: BaseException | None = None) -> float:
+    """Wait before reopening a broken log stream: short, since a reconnect is cheap and only
+    re-reads a few seconds of log; ``Retry-After`` is still honoured."""
+    asked = retry_after(error) if error is not None else None
+    if asked is not None:
+        return asked
+    return min(STREAM_MAX_DELAY, 0.25 * (2**attempt)) * (0.5 + random.random() / 2)  # noqa: S311
 
 
 def describe(error: BaseException) -> str:

@@ -34,7 +34,7 @@ from operators.ci.failure import (
     startup_timeout_message,
 )
 from operators.ci.logstream import LogCursor, LogFollower, batches
-from operators.ci.retry import acall_with_retry, backoff_delay, describe, is_transient
+from operators.ci.retry import acall_with_retry, describe, is_transient, stream_delay
 
 if TYPE_CHECKING:
     from kubernetes_asyncio.client.models import V1Pod
@@ -178,11 +178,16 @@ class StepPodTrigger(KubernetesPodTrigger):
         follower = self._follower(container)
         failures = 0
         while True:
+            before = follower.lines_shown
             try:
                 await self._read_pass(follower, follow=True)
                 failures = 0
             except Exception as error:
-                failures = await self._after_stream_error(container, error, failures)
+                # A stream that delivered something before it broke is simply resumed.
+                progressed = follower.lines_shown > before
+                failures = await self._after_stream_error(
+                    container, error, 0 if progressed else failures
+                )
                 if self._past_deadline():
                     return
                 continue
@@ -194,11 +199,15 @@ class StepPodTrigger(KubernetesPodTrigger):
             await asyncio.sleep(0.2)
         failures = 0
         while True:
+            before = follower.lines_shown
             try:
                 await self._read_pass(follower, follow=False)
                 return
             except Exception as error:
-                failures = await self._after_stream_error(container, error, failures)
+                progressed = follower.lines_shown > before
+                failures = await self._after_stream_error(
+                    container, error, 0 if progressed else failures
+                )
 
     async def _after_stream_error(self, container: str, error: Exception, failures: int) -> int:
         status = getattr(error, "status", None)
@@ -209,7 +218,7 @@ class StepPodTrigger(KubernetesPodTrigger):
             return failures + 1
         if not is_transient(error) or failures >= MAX_STREAM_FAILURES:
             raise error
-        delay = backoff_delay(min(failures, 5), error)
+        delay = stream_delay(min(failures, 5), error)
         self.log.warning(
             "log stream of pod=%s container=%s interrupted (%s); resuming in %.1fs",
             self.pod_name,
