@@ -32,6 +32,7 @@ CONNECT_TIMEOUT = 30.0
 FOLLOW_READ_TIMEOUT = 300.0
 READ_TIMEOUT = 60.0
 MAX_STREAM_FAILURES = 30
+CHUNK = 64 * 1024
 
 
 class StepTimeout(Exception):
@@ -135,14 +136,19 @@ class StepPodManager(PodManager):
         container_name_log_prefix_enabled: bool = True,
         log_formatter: Callable[[str, str], str] | None = None,
     ) -> PodLoggingStatus:
-        """Stream the container's log into the task log until the container has ended."""
+        """Stream the container's log into the task log until the container has ended.
+
+        A broken stream is reopened from where the follower stands (the re-read overlap is
+        skipped); a stream that ends cleanly once the container has ended holds the whole log,
+        so only then is an unterminated last line shown.
+        """
         follower = self.follower(pod, container_name)
         failures = 0
-        while follow:
+        while True:
             self._check_deadline()
             before = follower.lines_shown
             try:
-                self._read_pass(pod, follower, follow=True)
+                self._read_pass(pod, follower, follow=follow)
                 failures = 0
             except Exception as error:
                 # A stream that delivered something before it broke is simply resumed.
@@ -151,26 +157,13 @@ class StepPodManager(PodManager):
                     pod, container_name, error, 0 if progressed else failures
                 )
                 continue
-            if not self.container_is_running(pod, container_name):
+            if not follow or not self.container_is_running(pod, container_name):
+                self._emit(follower.end_pass(complete=True))
                 break
+            follower.end_pass(complete=False)
             time.sleep(0.2)
-        self._final_pass(pod, follower)
         last = follower.cursor.last_text
         return PodLoggingStatus(running=False, last_log_time=pendulum.parse(last) if last else None)  # type: ignore[arg-type]
-
-    def _final_pass(self, pod: V1Pod, follower: LogFollower) -> None:
-        """Re-read the end of the log once the container ended: catches a cut tail line."""
-        failures = 0
-        while True:
-            before = follower.lines_shown
-            try:
-                self._read_pass(pod, follower, follow=False)
-                return
-            except Exception as error:
-                progressed = follower.lines_shown > before
-                failures = self._after_stream_error(
-                    pod, follower.container, error, 0 if progressed else failures
-                )
 
     def _after_stream_error(
         self, pod: V1Pod, container: str, error: Exception, failures: int
@@ -197,6 +190,7 @@ class StepPodManager(PodManager):
         return failures + 1
 
     def _read_pass(self, pod: V1Pod, follower: LogFollower, *, follow: bool) -> None:
+        """One stream of the log from where the follower stands; the caller ends the pass."""
         since = follower.cursor.since_seconds(time.time())
         kwargs: dict[str, Any] = {}
         if since is not None:
@@ -221,7 +215,6 @@ class StepPodManager(PodManager):
                 if lines:
                     self._emit(lines)
                 self._check_deadline()
-            self._emit(follower.end_pass(complete=not follow))
         finally:
             response.release_conn()
 
@@ -235,12 +228,13 @@ class StepPodManager(PodManager):
 
 
 def _chunks(response: Any) -> Iterator[bytes]:
-    """The body of a streamed urllib3 response, as chunks arrive (no waiting for a full buffer)."""
+    """The body of a streamed urllib3 response in pieces of at most :data:`CHUNK` bytes, each as
+    soon as it arrives (a server may send a whole backlog as one HTTP chunk)."""
     if getattr(response, "chunked", False) and response.supports_chunked_reads():
-        yield from response.read_chunked(decode_content=True)
+        yield from response.read_chunked(amt=CHUNK, decode_content=True)
         return
     while True:
-        data = response.read1(65536)
+        data = response.read1(CHUNK)
         if not data:
             return
         yield data

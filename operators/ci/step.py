@@ -448,11 +448,13 @@ class StepPodOperator(KubernetesPodOperator):
                     self.startup_timeout_seconds,
                     time.time(),
                 )
+                delay = 0.1
                 while (
                     verdict := watch.verdict(manager.read_pod(self.pod), time.time())
                 ) == watch.WAIT:
                     manager._check_deadline()
-                    time.sleep(self.startup_check_interval_seconds / 5)
+                    time.sleep(delay)
+                    delay = min(float(self.startup_check_interval_seconds), delay * 1.5)
                 if verdict == watch.FAILED:
                     return self._failed_run()
                 if verdict == watch.TIMEOUT:

@@ -175,6 +175,7 @@ class StepPodTrigger(KubernetesPodTrigger):
         return self._followers[container]
 
     async def _follow_container(self, container: str) -> None:
+        """Log the container's output until it ended (see ``StepPodManager.fetch_container_logs``)."""
         follower = self._follower(container)
         failures = 0
         while True:
@@ -191,23 +192,14 @@ class StepPodTrigger(KubernetesPodTrigger):
                 if self._past_deadline():
                     return
                 continue
-            pod = await self._read_pod()
-            if not is_running(container_status(pod, container)):
-                break
             if self._past_deadline():
                 return
-            await asyncio.sleep(0.2)
-        failures = 0
-        while True:
-            before = follower.lines_shown
-            try:
-                await self._read_pass(follower, follow=False)
+            pod = await self._read_pod()
+            if not is_running(container_status(pod, container)):
+                self._emit(follower.end_pass(complete=True))
                 return
-            except Exception as error:
-                progressed = follower.lines_shown > before
-                failures = await self._after_stream_error(
-                    container, error, 0 if progressed else failures
-                )
+            follower.end_pass(complete=False)
+            await asyncio.sleep(0.2)
 
     async def _after_stream_error(self, container: str, error: Exception, failures: int) -> int:
         status = getattr(error, "status", None)
@@ -230,6 +222,7 @@ class StepPodTrigger(KubernetesPodTrigger):
         return failures + 1
 
     async def _read_pass(self, follower: LogFollower, *, follow: bool) -> None:
+        """One stream of the log from where the follower stands; the caller ends the pass."""
         from kubernetes_asyncio.client import CoreV1Api
         from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -266,7 +259,6 @@ class StepPodTrigger(KubernetesPodTrigger):
                         self._emit(lines)
                     if self._past_deadline():
                         return
-                self._emit(follower.end_pass(complete=not follow))
             finally:
                 response.release()
 
