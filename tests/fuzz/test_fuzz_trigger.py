@@ -42,17 +42,19 @@ BAD_VALUES = {"git_ref": bad_git_refs, "image": bad_images, "service": bad_servi
 def bad_requests(draw: st.DrawFn) -> tuple[str, Any, str | None]:
     """(dag_id, conf, the param the refusal must name; None for a conf that is not an object).
 
-    A null conf means "no conf": the release then lacks its required image.
+    A null conf means "no conf": every DAG then lacks its required service; a conf with only
+    the service leaves out the other required param (image or git_ref).
     """
     dag_id = draw(st.sampled_from(("delivery_pipeline", "dual_site_release", *CI_DAGS)))
     kind = draw(st.sampled_from(("ref", "service", "missing", "null", "not_object")))
     if kind == "not_object":
         not_object = json_values.filter(lambda value: not isinstance(value, dict | None))
         return dag_id, draw(not_object), None
-    if kind in ("missing", "null"):
-        conf = {"service": draw(st.sampled_from(SERVICES))} if kind == "missing" else None
-        return "dual_site_release", conf, "image"
     ref_field = "image" if dag_id == "dual_site_release" else "git_ref"
+    if kind == "null":
+        return dag_id, None, "service"
+    if kind == "missing":
+        return dag_id, {"service": draw(st.sampled_from(SERVICES))}, ref_field
     conf: dict[str, Any] = {
         "service": draw(st.sampled_from(SERVICES)),
         ref_field: draw(st.sampled_from(GOOD_REFS[ref_field])),
@@ -79,7 +81,7 @@ def test_bad_confs_are_refused_without_a_run(server: ApiServer) -> None:
     def check(request: tuple[str, Any, str | None]) -> None:
         dag_id, conf, field = request
         if field == "git_ref":
-            assert not is_valid_git_ref(conf["git_ref"]), conf
+            assert "git_ref" not in conf or not is_valid_git_ref(conf["git_ref"]), conf
         if field == "image":
             assert conf is None or not is_valid_image(conf.get("image")), conf
         seen.append(dag_id)

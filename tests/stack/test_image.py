@@ -83,7 +83,7 @@ def test_dockerfile_installs_the_lock_the_readme_commands_install() -> None:
         assert re.search(rf"^{target}: setup\b", makefile, re.MULTILINE), target
     assert re.search(r"^setup:\n\t@bash scripts/bootstrap.sh$", makefile, re.MULTILINE)
     bootstrap = (ROOT / "scripts" / "bootstrap.sh").read_text(encoding="utf-8")
-    assert 'pip sync --quiet --python "${VENV}/bin/python" "${ROOT}/requirements.lock"' in bootstrap
+    assert re.search(r'uv" pip sync [^\n]*"\$\{ROOT\}/requirements\.lock"', bootstrap), bootstrap
 
 
 def test_image_carries_the_project_code_on_the_python_path() -> None:
