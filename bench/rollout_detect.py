@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -95,9 +96,9 @@ class OutcomeClock:
             self.at, self.outcome = time.monotonic(), outcome
 
 
-def kubectl_wait(kubeconfig: Path, home: Path, result: dict[str, Any]) -> None:
+def start_kubectl(kubeconfig: Path, home: Path) -> subprocess.Popen[str]:
     """``kubectl rollout status`` with request logging (-v=6) to count its API requests."""
-    proc = subprocess.run(
+    return subprocess.Popen(
         [
             KUBECTL,
             "--kubeconfig",
@@ -110,17 +111,22 @@ def kubectl_wait(kubeconfig: Path, home: Path, result: dict[str, Any]) -> None:
             "deployment/hello-api",
             "--timeout=90s",
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=False,
         env={"PATH": "/usr/bin:/bin", "HOME": str(home)},
     )
+
+
+def kubectl_wait(proc: subprocess.Popen[str], result: dict[str, Any]) -> None:
+    """Note when kubectl answers, its exit code, its API requests and its error line."""
+    _, stderr = proc.communicate()
     result["end"] = time.monotonic()
     result["code"] = proc.returncode
-    result["requests"] = sum(bool(REQUEST_LOG.search(line)) for line in proc.stderr.splitlines())
+    result["requests"] = sum(bool(REQUEST_LOG.search(line)) for line in stderr.splitlines())
     if proc.returncode:
-        errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
-        result["error"] = (errors[-1] if errors else proc.stderr.strip()[-300:])[:300]
+        errors = [line for line in stderr.splitlines() if line.startswith("error")]
+        result["error"] = (errors[-1] if errors else stderr.strip()[-300:])[:300]
 
 
 async def trigger_wait(image: str) -> tuple[dict[str, Any], float]:
@@ -163,6 +169,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=4, help="rollouts per kind (short, long)")
     args = parser.parse_args()
+    # On SIGTERM (e.g. a time limit) unwind, so the site stops and kills its pod processes.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     from kubernetes import client, config
 
@@ -213,12 +221,16 @@ def main() -> None:
                 patched = time.monotonic()
                 set_image(image)
                 kubectl: dict[str, Any] = {}
-                waiter = threading.Thread(
-                    target=kubectl_wait, args=(site.https_kubeconfig_path, tmp, kubectl)
-                )
+                proc = start_kubectl(site.https_kubeconfig_path, tmp)
+                waiter = threading.Thread(target=kubectl_wait, args=(proc, kubectl), daemon=True)
                 waiter.start()
-                event, ours_at = asyncio.run(trigger_wait(image))
-                waiter.join()
+                try:
+                    event, ours_at = asyncio.run(trigger_wait(image))
+                    waiter.join()
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
                 outcome_at = clock.at
                 kubectl_answered = (
                     not kubectl.get("error") or "progress deadline" in kubectl["error"]
@@ -294,4 +306,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted; the site and its pods were stopped", file=sys.stderr)
+        sys.exit(130)
