@@ -164,7 +164,8 @@ def stage_summary(run_id: str | None) -> list[tuple[str, str, float | None]]:
 def failure_reasons(log_path: Path, limit: int = 3) -> list[str]:
     """The one-line errors of failed tasks, in the order they happened, from the pipeline log."""
 
-    pattern = re.compile(r"^[A-Za-z_][\w.]*(?:Exception|Error|Failure): (.+)$")
+    # The last line of a traceback: "package.module.ClassName: message".
+    pattern = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*: (.+)$")
     reasons: list[str] = []
     try:
         with open(log_path, encoding="utf-8", errors="replace") as log:

@@ -138,6 +138,9 @@ class LocalStack:
         log_file = open(log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         env = dict(os.environ)
         env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+        # Pods run on this host with its PATH: the project's venv (python, pytest, ruff,
+        # bandit, coverage) comes first, as the step images would provide them.
+        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
         popen = subprocess.Popen(
             command,
             stdout=subprocess.PIPE,
