@@ -523,6 +523,7 @@ class StepPodOperator(KubernetesPodOperator):
         assert self.pod is not None
         extras = BaseHook.get_connection(str(self.kubernetes_conn_id)).extra_dejson
         trigger_kwargs = dict(self.trigger_kwargs or {})
+        log_cursors = trigger_kwargs.pop("_log_cursors", None)
         defer_timeout = None
         if self.execution_timeout is not None:
             start = context["ti"].start_date
@@ -548,7 +549,7 @@ class StepPodOperator(KubernetesPodOperator):
             trigger_kwargs=trigger_kwargs,
             log_events_on_startup=False,
             init_containers=list(INIT_CONTAINERS),
-            log_cursors=(self.trigger_kwargs or {}).get("_log_cursors"),
+            log_cursors=log_cursors,
             step_deadline=self._step_deadline,
         )
         self.log.info(

@@ -46,6 +46,18 @@ out.write(b"last line without newline")
 out.flush()
 """
 
+# Reports a JUnit result that is a "billion laughs" entity bomb.
+HOSTILE = r"""
+import base64
+bomb = (
+    '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+    + "".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">' for i in range(1, 10))
+    + ']><testsuites><testsuite><testcase name="&lol9;"/></testsuite></testsuites>'
+)
+print("tests ran")
+print('::sre-result:: {"kind": "junit", "encoding": "base64", "data": "%s"}' % base64.b64encode(bomb.encode()).decode())
+"""
+
 HOG = r"""
 import sys, time
 print("allocating", flush=True)
@@ -82,7 +94,11 @@ def write_ci_catalog(path: Path) -> Path:
     slow = copy.deepcopy(chatty)
     slow.update(name="hello-slow", description="a test step that takes a few seconds")
     slow["steps"]["test"]["env"] = {"LINES": "300", "SLOW": "0.015"}
-    data["services"] += [strict, oom, chatty, slow]
+    hostile = copy.deepcopy(chatty)
+    hostile.update(name="hello-hostile", description="a test step that reports an XML bomb")
+    hostile["steps"]["test"] = {**chatty["steps"]["test"], "command": ["python", "-c", HOSTILE]}
+    hostile["steps"]["test"].pop("env")
+    data["services"] += [strict, oom, chatty, slow, hostile]
     path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 

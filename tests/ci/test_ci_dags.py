@@ -168,4 +168,11 @@ def test_hostile_git_refs_are_refused_before_anything_runs(ci_world: CiWorld, da
     for ref in HOSTILE_REFS:
         with pytest.raises(ParamValidationError, match="git_ref"):
             dag.test(run_conf={"service": "hello-api", "git_ref": ref})
+    for minutes in (0, 121, "15; id"):
+        with pytest.raises(ParamValidationError, match="timeout_minutes"):
+            dag.test(
+                run_conf={"service": "hello-api", "git_ref": "main", "timeout_minutes": minutes}
+            )
+    with pytest.raises(ParamValidationError, match="service"):
+        dag.test(run_conf={"service": "no-such-service", "git_ref": "main"})
     assert ci_world.pods() == []

@@ -163,6 +163,39 @@ def test_oom_unschedulable_and_image_pull_failures_say_why_in_one_line(ci_world:
 
 
 @pytest.mark.timeout(60)
+def test_a_hostile_xml_report_from_the_pod_is_refused_clearly(ci_world: CiWorld):
+    recorder = FakeRecorder()
+    with pytest.raises(StepRejected, match="^junit report: refused unsafe XML"):
+        operator("hello-hostile", recorder_factory=recorder.factory()).run_step(
+            context_for(FakeTaskInstance("test.hostile_xml"))
+        )
+    [(kind, written)] = recorder.writes
+    assert kind == "test" and "refused unsafe XML" in written["detail"]["failure"]
+
+
+@pytest.mark.timeout(60)
+def test_a_trigger_that_lost_a_running_pod_is_deferred_again_from_where_it_stopped(
+    ci_world: CiWorld,
+):
+    ti = FakeTaskInstance("test.redefer")
+    with pytest.raises(TaskDeferred) as first:
+        operator("hello-slow", deferrable=True).run_step(context_for(ti))
+    event = {
+        "status": "error",
+        "message": "lost track of the pod: HTTP 503",
+        "name": first.value.trigger.pod_name,
+        "namespace": "ci",
+        "details": {"cursors": {"main": {"last_timestamp": "2026-12-04T10:00:00.5Z", "count": 2}}},
+    }
+    with pytest.raises(TaskDeferred) as again:
+        operator("hello-slow", deferrable=True).execute_complete(context_for(ti), event)
+    trigger = again.value.trigger
+    assert trigger.pod_name == first.value.trigger.pod_name
+    assert trigger.log_cursors == event["details"]["cursors"]
+    assert trigger.trigger_kwargs["_redefer_count"] == 1
+
+
+@pytest.mark.timeout(60)
 def test_transient_api_answers_are_retried(ci_world: CiWorld, logs: CapturedLogs):
     ci_world.site.faults.add(
         [
