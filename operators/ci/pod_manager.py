@@ -5,7 +5,10 @@ may show twice or go missing) and parses levels per line. :class:`StepPodManager
 log line by line with timestamps, remembers exactly where it stopped (full RFC 3339 timestamp
 plus how many lines shared it, see :class:`~operators.ci.logstream.LogCursor`), re-reads the
 gap after any interruption and skips what it already showed. Memory stays flat whatever the log
-size: only the current chunk, the last few lines and the step's result lines are kept.
+size: only the current chunk (at most 64 KiB), the last few lines and the step's result lines
+are kept. Lines that arrive together go to the task log as one record of up to 256 lines (one
+per line when output trickles in), which keeps a 100 MB log to seconds; every line is there
+once, in order.
 
 API calls (pods, events, log streams) are retried on transient answers with
 :func:`operators.ci.retry.call_with_retry`.

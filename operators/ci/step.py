@@ -159,6 +159,7 @@ class StepPodOperator(KubernetesPodOperator):
         startup_timeout_seconds: int = 600,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("kubernetes_conn_id", None)
         kwargs.setdefault("on_finish_action", OnFinishAction.DELETE_SUCCEEDED_POD.value)
         kwargs.setdefault("log_events_on_startup", False)
         kwargs.setdefault("base_container_name", MAIN_CONTAINER)
@@ -179,7 +180,6 @@ class StepPodOperator(KubernetesPodOperator):
         self.image_alias = image_alias
         self.recorder_factory = recorder_factory
         self._step_deadline: float | None = None
-        self._catalog_service: Service | None = None
 
     # -- the pod -----------------------------------------------------------------------------
 
@@ -228,11 +228,8 @@ class StepPodOperator(KubernetesPodOperator):
                 f"refused: service {service.name} has no {self.step!r} step in the catalog "
                 f"(it has: {', '.join(sorted(service.steps))})"
             )
-        self._catalog_service = service
         minutes = self._timeout(step)
         self.kubernetes_conn_id = self.kubernetes_conn_id or catalog.ci_kubernetes_conn_id
-        if self.kubernetes_conn_id == "kubernetes_default":
-            self.kubernetes_conn_id = catalog.ci_kubernetes_conn_id
         self.namespace = self.namespace or catalog.ci_namespace
         self.name = pod_name(service.name, str(self.step))
         self.image = step.image
@@ -380,7 +377,7 @@ class StepPodOperator(KubernetesPodOperator):
                     _phase(pod),
                 )
                 self.patch_already_checked(pod, reraise=False)
-                if _phase(pod) not in _TERMINAL or self.process_pod_deletion(pod, reraise=False):
+                if _phase(pod) not in _TERMINAL or self._should_delete(pod):
                     self.pod_manager.delete_pod(pod)
         if chosen is not None:
             self.log.info(
@@ -405,10 +402,8 @@ class StepPodOperator(KubernetesPodOperator):
             self._persist_pod_identity_to_task_state_store(context, created)
         return pod_request_obj
 
-    def process_pod_deletion(self, pod: k8s.V1Pod, *, reraise: bool = True) -> bool:
-        """Whether the pod should go, per ``on_finish_action`` (the caller deletes it)."""
-        if pod is None:
-            return False
+    def _should_delete(self, pod: k8s.V1Pod) -> bool:
+        """Whether a pod in its current phase goes, per ``on_finish_action``."""
         action = self.on_finish_action
         phase = _phase(pod)
         return (
@@ -469,6 +464,10 @@ class StepPodOperator(KubernetesPodOperator):
             pod = self._settled_pod()
         except StepTimeout:
             return self._run("timeout", TIMEOUT_MESSAGE)
+        except ApiException as err:
+            if err.status != 404:
+                raise
+            return self._run("failed", "the pod was deleted before the step finished")
         if exit_code(pod, self.base_container_name) == 0:
             return self._run("success", "step succeeded")
         return self._failed_run(pod)
@@ -636,16 +635,17 @@ class StepPodOperator(KubernetesPodOperator):
         if required is None:
             required = DEFAULT_RESULTS.get(str(self.step), ())
         ti = context["ti"]
-        try:
-            for result in run.results:
+        for result in run.results:
+            try:
                 if result.get("kind") == "junit":
                     outcome.tests = parse.parse_junit(result)
                 elif result.get("kind") == "coverage":
                     outcome.coverage = parse.parse_cobertura(result)
                 elif result.get("kind") == "findings":
                     outcome.findings = [*(outcome.findings or []), *parse.parse_findings(result)]
-        except ResultError as err:
-            problems.append(str(err))
+            except ResultError as err:
+                self.log.error("result refused service=%s: %s", self.service, err)
+                problems.append(str(err))
         if outcome.tests is not None:
             self.log.info(
                 "test results of service=%s ref=%s\n%s",
@@ -799,7 +799,7 @@ class StepPodOperator(KubernetesPodOperator):
                 "not touching pod=%s: it lacks this run's labels", remote.metadata.name
             )
             return
-        if run.status == "success" and self.process_pod_deletion(remote):
+        if run.status == "success" and self._should_delete(remote):
             self.log.info("deleting succeeded pod=%s", remote.metadata.name)
             self.pod_manager.delete_pod(remote)
             return
