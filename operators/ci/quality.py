@@ -228,7 +228,9 @@ class QualityGateOperator(BaseOperator):
             verdict.sonarqube,
         )
         factory = self.recorder_factory or platform_records
-        tools = "sonarqube" if verdict.sonarqube else "scan"
+        findings = context["ti"].xcom_pull(task_ids=self.scan_task_id, key="findings") or {}
+        names = sorted((findings.get("by_tool") or {}) if isinstance(findings, dict) else {})
+        tools = ",".join([*names, *(["sonarqube"] if verdict.sonarqube else [])])[:50] or None
         commit = context["ti"].xcom_pull(task_ids=self.scan_task_id, key="commit")
         with factory() as records:
             records.record_quality_report(

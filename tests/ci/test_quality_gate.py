@@ -135,7 +135,7 @@ def gate_operator(recorder, **kwargs):
 
 def scan_xcom(counts, coverage=85.0, ce_task_id="T9"):
     xcom = {
-        ("scan.scan", "findings"): {"counts": counts},
+        ("scan.scan", "findings"): {"counts": counts, "by_tool": {"ruff": 1, "bandit": 0}},
         ("test.run_tests", "coverage"): {"percent": coverage},
         ("scan.scan", "commit"): "5cb631f52ce09aa1678db0f882ba81c1d2d39642",
     }
