@@ -243,7 +243,7 @@ def test_a_worker_killed_mid_step_is_followed_by_a_reattach_not_a_second_pod(
         start_new_session=True,
     )
     try:
-        first = wait_for(lambda: main_running(ci_world, selector))
+        first = wait_for(lambda: main_running(ci_world, selector), timeout=60)
     finally:
         os.killpg(worker.pid, signal.SIGKILL)
         worker.wait(timeout=10)
