@@ -81,6 +81,7 @@ class ReleasePolicy:
     step_seconds: float = 60.0
     bake_seconds: float = 300.0
     max_error_rate: float = 0.01
+    min_requests: int = 20
     approval_before_second_site: bool = False
     rollout_timeout_minutes: int = 15
 

@@ -161,14 +161,15 @@ class SiteReadmitOperator(ErrorRateMixin):
     ``min_requests`` in that time the window is stretched (up to ``max_window_factor`` times) so the
     judgement has answers to look at. A failed step takes the site out of traffic at once.
 
-    :param min_requests: answers of the site wanted in a step's window before judging it.
+    :param min_requests: answers of the site wanted in a step's window before judging it; the
+        catalog's ``release.min_requests`` (default 20) when None.
     :param max_window_factor: how many step lengths a window may be stretched to.
     """
 
     ui_color = "#c8e6c9"
 
     def __init__(
-        self, *, min_requests: int = 20, max_window_factor: float = 4.0, **kwargs: Any
+        self, *, min_requests: int | None = None, max_window_factor: float = 4.0, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.min_requests = min_requests
@@ -179,6 +180,7 @@ class SiteReadmitOperator(ErrorRateMixin):
 
         site = self.target_site()
         policy = self.ctx.service.release
+        min_requests = self.min_requests or policy.min_requests
         names = self.ctx.site_names()
         normal = self.normal(context)
         gateway = self.ctx.gateway
@@ -194,7 +196,7 @@ class SiteReadmitOperator(ErrorRateMixin):
             after = gateway.answer_counts(self.service)
             limit = policy.step_seconds * self.max_window_factor
             while window_counts(before, after).get(site.name) is not None and (
-                window_counts(before, after)[site.name].total < self.min_requests
+                window_counts(before, after)[site.name].total < min_requests
                 and time.monotonic() - started < limit
             ):
                 time.sleep(min(1.0, policy.step_seconds))

@@ -137,7 +137,10 @@ def test_catalog(path: Path, **release: Any) -> Path:
             service["release"].update(
                 {
                     "weight_steps": [5, 25, 50],
-                    "step_seconds": 1.5,
+                    # enough answers at the 5% step (4 a second at 80 requests/s) for a 30% error
+                    # rate to be told from noise within the stretched window (4 x step_seconds)
+                    "step_seconds": 3,
+                    "min_requests": 40,
                     "bake_seconds": 1,
                     "max_error_rate": 0.02,
                     "rollout_timeout_minutes": 1,
@@ -224,7 +227,7 @@ class World:
 
         return RecordsStore.from_conn_id("sre_records")
 
-    def load(self, rate: float = 40.0, seconds: float = 120.0) -> Any:
+    def load(self, rate: float = 80.0, seconds: float = 120.0) -> Any:
         from sandbox.gateway.load import LoadGenerator
 
         return LoadGenerator(
