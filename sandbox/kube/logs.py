@@ -9,7 +9,10 @@ from dataclasses import dataclass
 
 from sandbox.kube.meta import rfc3339_nano
 
-PARTIAL_LINE_BYTES = 16 * 1024
+# The kubelet stores lines longer than 16 KiB as partial entries but serves them joined, with one
+# timestamp at the start of the line. The stand-in keeps a long line whole until its newline, up to
+# this size, so a reader sees exactly what it would get from a kubelet.
+PARTIAL_LINE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass

@@ -61,6 +61,30 @@ def test_full_log_of_ten_thousand_lines_keeps_order_and_raw_bytes(core: client.C
     assert len(lines) == LINES and len(set(lines)) == LINES
 
 
+LONG_LINE_SCRIPT = """
+import sys
+out = sys.stdout.buffer
+# A line far past the kubelet's 16 KiB partial-entry size, written in small pieces.
+for _ in range(200):
+    out.write(b"x" * 1000)
+    out.flush()
+out.write(b"\\n" + b"short\\n")
+"""
+
+
+def test_long_line_comes_back_whole_with_one_timestamp(core: client.CoreV1Api) -> None:
+    core.create_namespaced_pod("default", pod_body("long-line", python_command(LONG_LINE_SCRIPT)))
+    wait_phase(core, "long-line", ("Succeeded",))
+    stamped = core.read_namespaced_pod_log(
+        "long-line", "default", timestamps=True, _preload_content=False
+    ).data
+    lines = stamped.split(b"\n")[:-1]
+    assert len(lines) == 2, [line[:60] for line in lines]
+    stamp, _, text = lines[0].partition(b" ")
+    assert stamp.endswith(b"Z") and text == b"x" * 200_000
+    assert lines[1].partition(b" ")[2] == b"short"
+
+
 def test_log_options_timestamps_tail_and_since(core: client.CoreV1Api) -> None:
     core.create_namespaced_pod(
         "default", pod_body("log-options", python_command("print('a'); print('b'); print('c')"))
