@@ -29,4 +29,4 @@ lock:
 	@bash scripts/lock.sh
 
 clean:
-	rm -rf .airflow .airflow-test .demo
+	rm -rf .airflow .airflow-test .demo .demo-ui

@@ -446,11 +446,19 @@ def _build(data: dict[str, Any], source: Path) -> Catalog:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m include.catalog [PATH]``: validate a catalog, print a summary or the problem."""
+    import argparse
     import sys
 
-    args = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m include.catalog",
+        description="Validate a service catalog and print its sites and services.",
+    )
+    parser.add_argument(
+        "path", nargs="?", help="catalog file (default: $SRE_CATALOG_PATH or include/catalog.yaml)"
+    )
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        catalog = load_catalog(args[0] if args else None)
+        catalog = load_catalog(args.path)
     except CatalogError as err:
         print(f"catalog error: {err}", file=sys.stderr)
         return 2

@@ -13,7 +13,6 @@ also on Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import time
@@ -51,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     timings: dict[str, float] = {}
     tag, what = SCENARIOS[args.scenario]
+    from include.catalog import CatalogError, load_catalog
+
+    try:
+        load_catalog().service(SERVICE)
+    except (CatalogError, KeyError) as err:
+        print(f"== the demo could not run: {err}", file=sys.stderr)
+        return 2
     print(f"== delivery pipeline demo: scenario {args.scenario}: {what}")
     workdir = fresh_workdir(args.workdir)
     stack = LocalStack(workdir)
@@ -142,19 +148,38 @@ def print_summary(
     if traffic.get("failed"):
         print(f"  first failures: {traffic.get('first_failures', [])[:3]}")
     print("timings          " + "  ".join(f"{k} {v:.0f}s" for k, v in timings.items()))
-    print(f"pipeline log     {outcome['log']}")
-    print(f"task logs        {Path(os.environ.get('AIRFLOW_HOME', ROOT / '.airflow')) / 'logs'}")
+    print(f"task logs        {outcome['log']}  (every task's log, pod output included)")
     print(
-        f"records          {os.environ.get('AIRFLOW_CONN_SRE_RECORDS', '')}  (python -m operators.records history {SERVICE})"
+        f"records          AIRFLOW_CONN_SRE_RECORDS={stack.env.get('AIRFLOW_CONN_SRE_RECORDS', '')} "
+        f".venv/bin/python -m operators.records history {SERVICE}"
     )
-    print(f"stand-in logs    {workdir / 'logs'}")
-    expected = {"good": "success", "tests-fail": "failed", "bad-release": "failed"}[scenario]
-    verdict = (
-        "as this scenario expects"
-        if outcome["state"] == expected
-        else "NOT what this scenario expects"
+    print(f"stand-in logs    {workdir / 'logs'}  (their warnings and errors)")
+    print(
+        f"result           pipeline {outcome['state']} ({scenario_verdict(scenario, outcome, before, after)})"
     )
-    print(f"result           pipeline {outcome['state']} ({verdict})")
+
+
+def scenario_verdict(
+    scenario: str, outcome: dict[str, Any], before: dict[str, str], after: dict[str, str]
+) -> str:
+    """Whether the run ended as the scenario means to show: where it stopped and what changed."""
+    stages = {stage: state for stage, state, _ in stage_summary(outcome["run_id"])}
+    changed = before != after
+    if scenario == "good":
+        ok = outcome["state"] == "success" and changed and after["site-a"] == after["site-b"]
+        expected = "success, both sites on the new image"
+    elif scenario == "tests-fail":
+        ok = outcome["state"] == "failed" and stages.get("test") == "failed" and not changed
+        expected = "failed at the test stage, no site changed"
+    else:
+        ok = (
+            outcome["state"] == "failed"
+            and stages.get("test") == "success"
+            and stages.get("release") == "failed"
+            and not changed
+        )
+        expected = "failed in the release and rolled back, both sites on the old image"
+    return f"{'as' if ok else 'NOT as'} this scenario expects: {expected}"
 
 
 def _short(image: str) -> str:

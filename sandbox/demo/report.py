@@ -48,8 +48,15 @@ def records_report(run_id: str | None, dag_id: str = "delivery_pipeline") -> lis
             )
             failed = json.loads(test["failed_cases"] or "[]")
             for case in failed[:5]:
-                name = case.get("name") if isinstance(case, dict) else str(case)
+                if isinstance(case, dict):
+                    name = ".".join(
+                        part for part in (case.get("classname"), case.get("name")) if part
+                    )
+                else:
+                    name = str(case)
                 lines.append(f"  failed: {name}")
+            if len(failed) > 5:
+                lines.append(f"  ... and {len(failed) - 5} more")
         scans = db.execute(
             "SELECT gate_passed, findings, coverage, tool FROM quality_reports WHERE dag_id=? AND run_id=? "
             "ORDER BY id",

@@ -62,11 +62,27 @@ def run_pipeline(
                     break
                 time.sleep(1.0)
         except BaseException:
-            os.killpg(child.pid, signal.SIGTERM)
-            child.wait(timeout=30)
+            stop_process_group(child)
             raise
     state = _run_state(run_id) if run_id else "failed"
     return {"state": state, "run_id": run_id, "exit_code": child.returncode, "log": str(log_path)}
+
+
+def stop_process_group(child: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM the child's process group, then SIGKILL whatever is left after ``grace`` seconds."""
+    try:
+        os.killpg(child.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        child.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(child.pid, signal.SIGKILL)  # also any task process left in the group
+    except ProcessLookupError:
+        pass
+    child.wait(timeout=10)
 
 
 def _db() -> sqlite3.Connection:
@@ -151,7 +167,8 @@ def stage_summary(run_id: str | None) -> list[tuple[str, str, float | None]]:
         elif states <= {"success", "skipped"}:
             state = "success"
         elif "upstream_failed" in states and len(states - {"upstream_failed", "skipped"}) == 0:
-            state = "not reached"
+            result.append((stage, "not reached", None))
+            continue
         else:
             state = "/".join(sorted(s or "none" for s in states))
         starts = [t for t in (_parse_time(r["start_date"]) for r in members) if t]

@@ -122,6 +122,9 @@ class LocalStack:
         )
         self.env = self._airflow_env()
         os.environ.update(self.env)
+        subprocess.run(
+            [sys.executable, "-m", "operators.records", "migrate", "--quiet"], check=True, cwd=ROOT
+        )
         self.create_namespace("ci", "ci")
         progress("building the image both sites start on (tag demo/base)")
         self.base_image = self.build_image(self.repository_tag("demo/base"))
@@ -200,6 +203,9 @@ class LocalStack:
         env["SRE_GIT_BASE"] = f"file://{self.workdir / 'git'}"
         env["SRE_IMAGE_STORE"] = str(self.images_dir)
         env["SRE_REGISTRY"] = REGISTRY
+        # Each run keeps its own platform records, so a run that was interrupted mid-release
+        # (and still holds the release lock) never blocks the next one.
+        env["AIRFLOW_CONN_SRE_RECORDS"] = f"sqlite://{self.workdir / 'records.db'}"
         # The demo runs whenever it is started: its freeze calendar is empty (the shipped
         # include/freeze_windows.yaml has a weekend freeze that would stop a Friday-night demo).
         freeze = self.workdir / "freeze_windows.yaml"
