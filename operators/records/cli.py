@@ -29,6 +29,28 @@ from operators.records.models import LastGreen, RecordsError, ReleaseRecord
 from operators.records.store import RecordsStore
 
 
+def _limit(text: str) -> int:
+    """A row limit for the queries: 1 to 10,000."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; use 1 to 10000")
+    return value
+
+
+def _digest(text: str) -> str:
+    """A content digest: ``sha256:<64 hex>``."""
+    import re
+
+    if not re.fullmatch(r"sha256:[0-9a-f]{64}", text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a digest; expected sha256:<64 hex digits>"
+        )
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m operators.records",
@@ -45,13 +67,16 @@ def _parser() -> argparse.ArgumentParser:
 
     history = commands.add_parser("history", help="release history of a service")
     history.add_argument("service")
-    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--limit", type=_limit, default=20, help="1 to 10000 (default 20)")
 
-    green = commands.add_parser("last-green", help="newest green build/test/scan of a digest")
-    green.add_argument("digest")
+    green = commands.add_parser(
+        "last-green",
+        help="newest green build/test/scan of a digest; exit status 3 when it is not releasable",
+    )
+    green.add_argument("digest", type=_digest, help="sha256:<64 hex digits>")
 
     audit = commands.add_parser("audit", help="newest audit events")
-    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--limit", type=_limit, default=50, help="1 to 10000 (default 50)")
     audit.add_argument("--target", help="only events about this target")
 
     for sub in (current, history, green, audit):
@@ -163,6 +188,10 @@ def run(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except RecordsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`): stop quietly, as command-line tools do.
+        sys.stderr.close()
+        return 0
 
 
 def _dispatch(args: argparse.Namespace, store: RecordsStore, out: TextIO) -> int:
@@ -202,7 +231,7 @@ def _dispatch(args: argparse.Namespace, store: RecordsStore, out: TextIO) -> int
             _print_json({**dataclasses.asdict(green), "releasable": green.releasable}, out)
         else:
             _print_last_green(green, out)
-        return 0
+        return 0 if green.releasable else 3
     events = store.recent_audit_events(args.limit, target=args.target)
     if args.json:
         _print_json(events, out)

@@ -127,6 +127,21 @@ def test_history_table_and_json(conn_id: str) -> None:
     assert "site-b" in text and "reg/app@" + digest in text
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("last-green", "notadigest"),
+        ("audit", "--limit", "99999999999999999999"),
+        ("history", "svc", "--limit", "-1"),
+        ("audit", "--limit", "ten"),
+    ],
+)
+def test_odd_input_is_refused_by_the_command_line(conn_id: str, argv: tuple[str, ...]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        cli("--conn-id", conn_id, *argv)
+    assert refused.value.code == 2
+
+
 def test_last_green_and_audit(conn_id: str) -> None:
     service = unique("svc")
     digest = "sha256:" + "d" * 64
@@ -147,15 +162,15 @@ def test_last_green_and_audit(conn_id: str) -> None:
         store.audit(actor="ops", action="drill.started", target=service, source="schedule")
 
     status, text = cli("--conn-id", conn_id, "last-green", digest)
-    assert status == 0
+    assert status == 3, "a digest that is not releasable is a non-zero status for scripts"
     assert "build" in text and "7 tests, 2 skipped" in text
     assert text.rstrip().endswith("not green: scan")
     status, text = cli("--conn-id", conn_id, "last-green", digest, "--json")
     green = json.loads(text)
     assert green["releasable"] is False and green["build"]["commit"] == "c1"
-    assert cli("--conn-id", conn_id, "last-green", "sha256:none")[1].startswith(
-        "nothing green recorded for sha256:none"
-    )
+    unknown = "sha256:" + "e" * 64
+    status, text = cli("--conn-id", conn_id, "last-green", unknown)
+    assert (status, text.splitlines()[0]) == (3, f"nothing green recorded for {unknown}")
 
     status, text = cli("--conn-id", conn_id, "audit", "--limit", "1")
     assert status == 0
