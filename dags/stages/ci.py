@@ -68,6 +68,32 @@ def timeout_minutes_param() -> Any:
     )
 
 
+def ci_dag(dag_id: str, *, description: str, doc_md: str | None, tags: list[str]) -> Any:
+    """A standalone CI DAG: triggered by hand, the REST API or the nightly run, with the params
+    every CI DAG takes (``service``, ``git_ref``, ``timeout_minutes``)."""
+    from datetime import datetime
+
+    from airflow.sdk import DAG
+
+    from include.params import git_ref_param, service_param
+
+    return DAG(
+        dag_id=dag_id,
+        description=description,
+        doc_md=doc_md,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        catchup=False,
+        tags=tags,
+        default_args={"owner": "sre-team"},
+        params={
+            "service": service_param(),
+            "git_ref": git_ref_param(),
+            "timeout_minutes": timeout_minutes_param(),
+        },
+    )
+
+
 def _step_timeout(step: str) -> timedelta:
     """Backstop for a step task: the longest the catalog or an override allows, plus slack."""
     from include.catalog import load_catalog
