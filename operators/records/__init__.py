@@ -112,7 +112,13 @@ from operators.records.models import (
     TestCounts,
     TestReportRecord,
 )
-from operators.records.protocol import Records, RecordsReader, RecordsWriter, ReleaseLocks
+from operators.records.protocol import (
+    CiResultsWriter,
+    Records,
+    RecordsReader,
+    RecordsWriter,
+    ReleaseLocks,
+)
 from operators.records.store import RecordsStore, RetryPolicy
 
 __all__ = [
@@ -134,6 +140,7 @@ __all__ = [
     "RecordsStore",
     "RecordsUnavailableError",
     "RecordsWriter",
+    "CiResultsWriter",
     "ReleaseLocks",
     "ReleaseRecord",
     "ReleaseStepRecord",

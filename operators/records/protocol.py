@@ -23,8 +23,8 @@ from operators.records.models import (
 )
 
 
-class RecordsWriter(Protocol):
-    """Writes an operator makes; every call is idempotent for the same key."""
+class CiResultsWriter(Protocol):
+    """Writes of the CI stages (build, test report, quality report), keyed by the task try."""
 
     def record_build(
         self,
@@ -65,6 +65,10 @@ class RecordsWriter(Protocol):
         tool: str | None = ...,
         detail: Detail = ...,
     ) -> int: ...
+
+
+class RecordsWriter(CiResultsWriter, Protocol):
+    """Writes an operator makes; every call is idempotent for the same key."""
 
     def start_release(
         self,
