@@ -14,6 +14,7 @@ from operators.records.models import (
     FailedCase,
     ImageRef,
     LastGreen,
+    LockHolder,
     ReleaseRecord,
     ReleaseState,
     SiteImage,
@@ -140,6 +141,8 @@ class ReleaseLocks(Protocol):
     def acquire_lock(self, service: str, owner_run_id: str, ttl: timedelta | float) -> bool: ...
 
     def release_lock(self, service: str, owner_run_id: str) -> bool: ...
+
+    def lock_holder(self, service: str) -> LockHolder | None: ...
 
 
 class RecordsReader(Protocol):

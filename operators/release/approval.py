@@ -11,6 +11,8 @@ from airflow.providers.standard.operators.hitl import ApprovalOperator
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from operators.records.models import Decision
+
 SECOND_SITE = "second_site"
 FREEZE_OVERRIDE = "freeze_override"
 
@@ -93,7 +95,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
             if isinstance(user, Mapping)
             else str(user)
         )
-        decision = "approved" if chosen == [self.APPROVE] else "rejected"
+        decision: Decision = "approved" if chosen == [self.APPROVE] else "rejected"
         comment = (event.get("params_input") or {}).get("comment")
         if self.purpose == FREEZE_OVERRIDE:
             comment = str(self._preflight(context).get("override_reason") or "") + (
@@ -117,7 +119,7 @@ class ReleaseApprovalOperator(ApprovalOperator):
         return super().execute_complete(context, event)
 
     def record_decision(
-        self, context: Context, decision: str, approver: str, comment: str | None
+        self, context: Context, decision: Decision, approver: str, comment: str | None
     ) -> None:
         from operators.records.models import TaskRef
         from operators.release.records import release_records

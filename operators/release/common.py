@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from include.catalog import Site
+    from operators.records.models import StepState
 
 
 class ReleaseBaseOperator(BaseOperator):
@@ -71,7 +72,7 @@ class ReleaseBaseOperator(BaseOperator):
         self,
         context: Context,
         step: str,
-        state: str,
+        state: StepState,
         *,
         weights: Mapping[str, int] | None = None,
         detail: Mapping[str, Any] | None = None,

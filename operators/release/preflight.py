@@ -13,6 +13,8 @@ from operators.release.records import digest_of
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from operators.records.models import ReleaseState
+
 DEFAULT_LOCK_TTL_SECONDS = 3600.0
 
 
@@ -224,7 +226,7 @@ class ReleaseFinishOperator(ReleaseBaseOperator):
         ti = context["ti"]
         release_id = self.release_id(context)
         records = self.ctx.records
-        outcome = "failed"
+        outcome: ReleaseState = "failed"
         if ti.xcom_pull(task_ids=self.complete_task_id):
             outcome = "succeeded"
         elif any(ti.xcom_pull(task_ids=task_id) for task_id in self.rollback_task_ids):
