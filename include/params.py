@@ -70,21 +70,15 @@ def service_param(default: str | None = None) -> Param:
 
     from include.catalog import load_catalog
 
-    names = load_catalog().service_names
+    schema: dict[str, Any] = {
+        "type": "string",
+        "enum": load_catalog().service_names,
+        "title": "Service",
+        "description": "The service to work on, by its name in the service catalog (include/catalog.yaml).",
+    }
     if default is not None:
-        return Param(
-            default,
-            type="string",
-            enum=names,
-            title="Service",
-            description="The service to work on, by its name in the service catalog (include/catalog.yaml).",
-        )
-    return Param(
-        type="string",
-        enum=names,
-        title="Service",
-        description="The service to work on, by its name in the service catalog (include/catalog.yaml).",
-    )
+        return Param(default, **schema)
+    return Param(**schema)
 
 
 def git_ref_param(default: str | None = None) -> Param:
