@@ -29,7 +29,8 @@ def setup() -> dict[str, Any]:
 
     with RecordsStore.from_conn_id() as store:
         migrate(store)
-    return {"standins": list(sync_dags())}
+    sync_dags()
+    return {"synced": True}
 
 
 def _first_task(session: Any, dag_id: str) -> Any:

@@ -2,8 +2,7 @@
 
 One app per test session (building it takes seconds): the simple auth manager with three named
 users, the repository's plugins (the Git webhook among them), DAGs from dags/ synced into the
-test metadata DB, and stand-ins from tests/api/dags/ for pipeline DAG ids dags/ does not define
-yet. Configuration is environment variables, applied per test module by :func:`applied_env` and
+test metadata DB. Configuration is environment variables, applied per test module by :func:`applied_env` and
 restored afterwards, so other test folders see the suite's own settings.
 """
 
@@ -23,7 +22,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
-STANDIN_DAGS = Path(__file__).with_name("dags")
 PIPELINE_DAG_IDS = ("delivery_pipeline", "ci_build", "ci_test", "quality_scan", "dual_site_release")
 
 USERS = {"admin": "admin", "dev": "user", "viewer": "viewer"}
@@ -85,7 +83,6 @@ class ApiServer:
     """The app, a client for it, tokens per user and views into the metadata DB."""
 
     client: Any
-    standin_dag_ids: tuple[str, ...]
     _tokens: dict[str, str] = field(default_factory=dict)
 
     def token(self, user: str) -> str:
@@ -140,8 +137,8 @@ def delete_runs(keys: set[tuple[str, str]]) -> None:
         )
 
 
-def sync_dags() -> tuple[str, ...]:
-    """Serialize dags/ (plus stand-ins for missing pipeline DAGs) into the metadata DB."""
+def sync_dags() -> None:
+    """Serialize dags/ into the metadata DB."""
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.models.dagbundle import DagBundleModel
     from airflow.utils.session import create_session
@@ -150,13 +147,8 @@ def sync_dags() -> tuple[str, ...]:
         if session.get(DagBundleModel, "dags-folder") is None:
             session.add(DagBundleModel(name="dags-folder"))
     bag = DagBag(dag_folder=DAGS, bundle_path=DAGS, bundle_name="dags-folder")
-    standins = DagBag(dag_folder=STANDIN_DAGS, bundle_path=STANDIN_DAGS, bundle_name="dags-folder")
-    assert not standins.import_errors, standins.import_errors
-    used = tuple(sorted(d for d in standins.dags if d not in bag.dags))
-    for dag_id in used:
-        bag.dags[dag_id] = standins.dags[dag_id]
+    assert not bag.import_errors, bag.import_errors
     sync_bag_to_db(bag, "dags-folder", None)
-    return used
 
 
 def _dags_present() -> bool:
@@ -192,9 +184,9 @@ def _server() -> ApiServer:
 
     _prepare_files()
     _migrate_records()
-    standins = sync_dags()
+    sync_dags()
     purge_cached_app()
-    return ApiServer(client=TestClient(create_app()), standin_dag_ids=standins)
+    return ApiServer(client=TestClient(create_app()))
 
 
 @contextmanager

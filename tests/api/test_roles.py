@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.harness import ROOT, STANDIN_DAGS
+from tests.api.harness import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +95,3 @@ def test_role_sync_is_idempotent(outcome: dict) -> None:
         "developer": {"added": [], "removed": []},
         "release_manager": {"added": [], "removed": []},
     }
-
-
-def test_standin_dags_declare_the_same_access_as_the_roles() -> None:
-    text = (STANDIN_DAGS / "standin_dags.py").read_text()
-    assert text.count("access_control=access_control(") == 3
